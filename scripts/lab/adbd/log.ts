@@ -1,0 +1,37 @@
+// JSON-lines log (one object per line) to a file, or to stderr. No dependencies: this runs
+// inside the lab guest with nothing but node.
+import fs from 'node:fs';
+
+export type LogFields = Record<string, unknown>;
+
+export class Logger {
+  private readonly out: fs.WriteStream | null;
+
+  constructor(file?: string) {
+    this.out = file ? fs.createWriteStream(file, { flags: 'a' }) : null;
+    this.out?.on('error', () => {}); // logging must never take the daemon down
+  }
+
+  info(msg: string, fields?: LogFields): void {
+    this.write('info', msg, fields);
+  }
+
+  warn(msg: string, fields?: LogFields): void {
+    this.write('warn', msg, fields);
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.write('error', msg, fields);
+  }
+
+  private write(level: string, msg: string, fields?: LogFields): void {
+    let line: string;
+    try {
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n';
+    } catch {
+      line = JSON.stringify({ time: new Date().toISOString(), level, msg }) + '\n';
+    }
+    if (this.out) this.out.write(line);
+    else process.stderr.write(line);
+  }
+}

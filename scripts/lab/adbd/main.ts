@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// Entry point of the lab's device-side adbd. See options.ts for the command line.
+import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import type { DaemonContext } from './config.js';
+import { FEATURES } from './config.js';
+import { Logger } from './log.js';
+import { USAGE, UsageError, parseOptions } from './options.js';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  let opts;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`adbd: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (!opts) {
+    process.stdout.write(USAGE);
+    return;
+  }
+
+  const log = new Logger(opts.logFile);
+  const ctx: DaemonContext = {
+    config: {
+      shell: opts.shell,
+      rebootCommand: opts.rebootCommand,
+      product: opts.product,
+      model: opts.model,
+      device: opts.device,
+      maxPayload: opts.maxPayload,
+    },
+    log,
+    children: new Set<ChildProcess>(),
+  };
+
+  // Last line of defence: a bug in one connection's handling must not stop the daemon serving
+  // the others. Every handler already catches its own errors; this only logs what slipped by.
+  process.on('uncaughtException', (err) => log.error('uncaught exception', { err: err.stack ?? String(err) }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err: String(err) }));
+  process.on('SIGPIPE', () => {});
+  process.on('SIGHUP', () => {}); // keep serving when the launching terminal goes away
+
+  let daemon;
+  try {
+    daemon = await startServer(ctx, opts.listen, opts.port);
+  } catch (err) {
+    process.stderr.write(`adbd: cannot listen on ${opts.listen}:${opts.port}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${process.pid}\n`);
+  log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload });
+  process.stdout.write(`adbd listening on ${daemon.address}:${daemon.port}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    const timer = setTimeout(() => process.exit(0), 2000);
+    timer.unref();
+    void daemon.close().finally(() => {
+      if (opts.pidfile) fs.rmSync(opts.pidfile, { force: true });
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();
