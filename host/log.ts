@@ -52,7 +52,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (opts.level === 'silent') return pino({ level: 'silent' });
   const level = (opts.level ?? 'info') as pino.Level;
   const streams: pino.StreamEntry[] = [];
-  if (opts.file) streams.push({ level, stream: pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true }) });
+  if (opts.file) {
+    const dest = pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true });
+    // A full disk must not kill a collector: drop log lines until space returns (it pauses itself).
+    dest.on('error', () => {});
+    streams.push({ level, stream: dest });
+  }
   const pretty = opts.pretty ?? Boolean(process.stderr.isTTY);
   if (pretty) streams.push({ level, stream: new PrettyStream(process.stderr) });
   else if (opts.jsonToStderr) streams.push({ level, stream: pino.destination({ dest: 2, sync: true }) });
