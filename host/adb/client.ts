@@ -196,8 +196,9 @@ export class Adb {
   // ---------------------------------------------------------------- host services
 
   /** A host request answered by OKAY + hex4-length value (host:devices, host-serial:S:features, ...). */
-  async hostQuery(service: string, opts: { timeoutMs?: number; serial?: string } = {}): Promise<string> {
-    return this.withDeadline(opts.timeoutMs ?? DEFAULT_TIMEOUTS.host, this.ctx(opts.serial, service.replace(/^host(-serial:[^:]+)?:/, 'adb ')), async (scope) => {
+  async hostQuery(service: string, opts: { timeoutMs?: number; serial?: string; op?: string } = {}): Promise<string> {
+    const op = opts.op ?? (opts.serial ? service.slice(service.lastIndexOf(':') + 1) : service.replace(/^host:/, ''));
+    return this.withDeadline(opts.timeoutMs ?? DEFAULT_TIMEOUTS.host, this.ctx(opts.serial, `adb ${op}`), async (scope) => {
       const { reader } = await this.openHost(scope, service);
       return reader.readHexValue();
     });
@@ -245,7 +246,7 @@ export class Adb {
     validateSerial(serial);
     const hit = this.featureCache.get(serial);
     if (!opts.fresh && hit && Date.now() - hit.at < FEATURES_TTL_MS) return hit.features;
-    const text = await this.hostQuery(`host-serial:${serial}:features`, { ...opts, serial });
+    const text = await this.hostQuery(`host-serial:${serial}:features`, { timeoutMs: opts.timeoutMs, serial, op: 'features' });
     const features = text.split(',').map((s) => s.trim()).filter(Boolean);
     this.featureCache.set(serial, { at: Date.now(), features });
     return features;
@@ -260,7 +261,7 @@ export class Adb {
   async connect(host: string, port: number, opts: { timeoutMs?: number } = {}): Promise<string> {
     const target = `${host}:${port}`;
     validateSerial(target);
-    const text = await this.hostQuery(`host:connect:${target}`, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUTS.connect, serial: target });
+    const text = await this.hostQuery(`host:connect:${target}`, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUTS.connect, serial: target, op: 'connect' });
     if (!/connected to|already connected/.test(text)) {
       throw new AdbError('not-found', `adb connect ${target}: ${text.trim() || 'failed'}`, { serial: target, hint: 'check that the device (or lab VM) listens on that port' });
     }
@@ -269,7 +270,7 @@ export class Adb {
 
   async disconnect(target: string, opts: { timeoutMs?: number } = {}): Promise<string> {
     validateSerial(target);
-    return (await this.hostQuery(`host:disconnect:${target}`, { timeoutMs: opts.timeoutMs, serial: target })).trim();
+    return (await this.hostQuery(`host:disconnect:${target}`, { timeoutMs: opts.timeoutMs, serial: target, op: 'disconnect' })).trim();
   }
 
   // ---------------------------------------------------------------- shell

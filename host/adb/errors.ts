@@ -18,6 +18,7 @@ export type AdbErrorKind =
   | 'command-failed'     // a device shell command exited non-zero (shellOk)
   | 'unsupported';       // the device lacks a feature kml needs
 
+const DEVICE_STATE_KINDS: ReadonlySet<AdbErrorKind> = new Set(['not-found', 'offline', 'unauthorized', 'authorizing', 'no-permissions', 'server-unreachable']);
 const TRANSIENT: ReadonlySet<AdbErrorKind> = new Set(['offline', 'authorizing', 'connection', 'timeout']);
 
 export class AdbError extends KmlError {
@@ -81,8 +82,9 @@ function hintFor(kind: AdbErrorKind, ctx: AdbErrorContext): string | undefined {
 export function toAdbError(e: unknown, ctx: AdbErrorContext = {}): AdbError {
   if (e instanceof AdbError) {
     // Errors raised deep in a protocol reader know neither the operation nor the serial: add them.
-    if ((ctx.op && !e.message.startsWith(ctx.op)) || (ctx.serial && !e.serial)) {
-      const msg = ctx.op && !e.message.startsWith(ctx.op) ? `${ctx.op}: ${e.message}` : e.message;
+    const addOp = Boolean(ctx.op && !e.message.startsWith(ctx.op) && !DEVICE_STATE_KINDS.has(e.kind));
+    if (addOp || (ctx.serial && !e.serial)) {
+      const msg = addOp ? `${ctx.op}: ${e.message}` : e.message;
       return new AdbError(e.kind, msg, { serial: e.serial ?? ctx.serial, hint: e.hint ?? hintFor(e.kind, ctx), cause: e.cause ?? e, exitCode: e.exitCode });
     }
     return e;
@@ -92,8 +94,9 @@ export function toAdbError(e: unknown, ctx: AdbErrorContext = {}): AdbError {
   const name = (e as { name?: string } | null)?.name ?? '';
   const where = ctx.op ? `${ctx.op}: ` : '';
   const dev = ctx.serial ? `device ${JSON.stringify(ctx.serial)}` : 'device';
+  // For "the device is not usable" the operation is noise: say what is wrong with the device.
   const make = (kind: AdbErrorKind, msg: string) =>
-    new AdbError(kind, where + msg, { serial: ctx.serial, cause: e, hint: hintFor(kind, ctx) });
+    new AdbError(kind, (DEVICE_STATE_KINDS.has(kind) ? '' : where) + msg, { serial: ctx.serial, cause: e, hint: hintFor(kind, ctx) });
 
   if (code === 'ECONNREFUSED' || (code === 'ENOENT' && /spawn|adb/.test(raw))) {
     return make('server-unreachable', `adb server unreachable at ${ctx.host ?? '127.0.0.1'}:${ctx.port ?? 5037} (${code === 'ENOENT' ? 'adb binary not found to start it' : 'connection refused'})`);

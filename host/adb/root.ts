@@ -8,7 +8,7 @@
 // both give the permissive `su` domain on userdebug builds.
 import { ExitCode, KmlError } from '../errors.js';
 import type { Adb } from './client.js';
-import { AdbError, isTransientAdbError } from './errors.js';
+import { AdbError } from './errors.js';
 import { shDisplay, shq } from './quote.js';
 import pRetry, { AbortError } from 'p-retry';
 
@@ -62,6 +62,9 @@ export interface RootOptions {
 
 const remembered = new Map<string, RootMethod>();
 
+/** Errors that mean "the device is gone", which root detection passes on instead of recording. */
+const UNAVAILABLE = new Set(['not-found', 'unauthorized', 'no-permissions', 'server-unreachable']);
+
 /** The method found last for this serial (in this process), if any. */
 export function rememberedRootMethod(serial: string): RootMethod | undefined {
   return remembered.get(serial);
@@ -80,7 +83,7 @@ async function probeUid0(adb: Adb, serial: string, method: RootMethod, timeoutMs
     const why = (r.stderr.trim() || out).split('\n').pop() ?? '';
     return { ok: false, detail: `exit ${r.exitCode}${why ? `: ${why.slice(0, 120)}` : ''}` };
   } catch (e) {
-    if (e instanceof AdbError && !isTransientAdbError(e) && e.kind !== 'timeout') throw e;
+    if (e instanceof AdbError && UNAVAILABLE.has(e.kind)) throw e;
     return { ok: false, detail: (e as Error).message };
   }
 }
@@ -144,7 +147,13 @@ export async function detectRoot(adb: Adb, serial: string, options: RootOptions 
   } catch { /* leave undefined */ }
 
   if (opts.allowAdbRoot && debuggable !== '0') {
-    const r = await adbRoot(adb, serial, opts);
+    let r: { ok: boolean; detail: string };
+    try {
+      r = await adbRoot(adb, serial, opts);
+    } catch (e) {
+      if (e instanceof AdbError && UNAVAILABLE.has(e.kind)) throw e;
+      r = { ok: false, detail: `adb root failed: ${(e as Error).message}` };
+    }
     attempts.push({ method: 'adb-root', ok: r.ok, detail: r.detail });
     if (r.ok) return done('adb-root', debuggable);
   } else {
