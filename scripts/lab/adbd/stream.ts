@@ -33,6 +33,7 @@ export class AdbStream {
   private ending = false;
   private closedReason: CloseReason | null = null;
   private drainWaiters: Array<() => void> = [];
+  private flushScheduled = false;
 
   private readonly inbound: Buffer[] = [];
   private inboundBytes = 0;
@@ -74,7 +75,7 @@ export class AdbStream {
     if (data.length > 0) {
       this.out.push(data);
       this.outBytes += data.length;
-      this.flush();
+      this.scheduleFlush();
     }
     return this.outBytes < this.highWater;
   }
@@ -89,7 +90,7 @@ export class AdbStream {
   end(): void {
     if (this.closedReason || this.ending) return;
     this.ending = true;
-    this.flush();
+    this.scheduleFlush();
   }
 
   /** Close now, dropping queued output (protocol abuse, fatal service error). */
@@ -125,6 +126,19 @@ export class AdbStream {
   }
 
   // ---- internals ----
+
+  /**
+   * Writes made in the same tick go out in one WRTE: a reply written as header + body must not
+   * be split, because some clients (adbkit) act on the header before reading the rest.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
 
   private flush(): void {
     if (this.closedReason || this.awaitingAck) return;

@@ -197,8 +197,7 @@ export class SyncService implements Service {
   /** FAIL with a message, then close the stream (adbd's sync loop ends after a failure). */
   private fail(message: string): void {
     const text = Buffer.from(message, 'utf8');
-    this.reply(u32(ID_FAIL, text.length));
-    this.reply(text);
+    this.reply(Buffer.concat([u32(ID_FAIL, text.length), text]));
     this.done = true;
     this.stream.end();
   }
@@ -421,8 +420,7 @@ export class SyncService implements Service {
   /** FAIL now, then keep reading DATA until DONE before closing (adbd: handle_send_file fail path). */
   private failSend(message: string): void {
     const text = Buffer.from(message, 'utf8');
-    this.reply(u32(ID_FAIL, text.length));
-    this.reply(text);
+    this.reply(Buffer.concat([u32(ID_FAIL, text.length), text]));
     this.upload = null;
     this.draining = true;
   }
