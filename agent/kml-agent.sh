@@ -500,7 +500,7 @@ is_running_agent() { # is_running_agent PID
   case $1 in '' | *[!0-9]*) return 1 ;; esac
   [ "$1" != "$$" ] || return 1
   [ -r "/proc/$1/cmdline" ] || return 1
-  ira_cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)
+  ira_cmd=$(tr '\000' ' ' <"/proc/$1/cmdline" 2>/dev/null)
   case $ira_cmd in *kml-agent*) return 0 ;; esac
   return 1
 }
@@ -760,7 +760,7 @@ parse_args() {
       --once | --help | -h)
         if [ "$pa_has" = 1 ]; then usage_error "$pa_name takes no value"; fi
         ;;
-      --*)
+      --dir | --interval | --scan-wait | --protocol | --min-free-kb | --kmemleak | --kmemleak-cmd | --kmsg-source | --count)
         if [ "$pa_has" = 0 ]; then
           [ $# -gt 0 ] || usage_error "$pa_name needs a value"
           pa_val=$1
