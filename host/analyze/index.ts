@@ -1,14 +1,39 @@
 // Entry point of the analysis: turn a run (kml store, plain folder of kmemleak_log_N.txt, or one
 // file) into the AnalyzedRun model (model.ts). The report command calls analyzeRun() and renders.
+//
+// One pass, streaming: snapshots are read in order, each file line by line; every record is
+// deduplicated inside its snapshot by (address, jiffies), given a stack identity (fingerprint.ts),
+// checked against suppression rules (suppress.ts) and folded into its group (trend.ts). Memory:
+// the groups, plus the (address, jiffies) keys of the current and previous snapshot.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
-import type { AnalyzedRun } from './model.js';
+import { KML_VERSION } from '../version.js';
+import { Fingerprinter, displayStack, type StackIdentity } from '../kmemleak/fingerprint.js';
+import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText } from '../kmemleak/jiffies.js';
+import { LineSplitter } from '../kmemleak/lines.js';
+import { KmemleakParser } from '../kmemleak/parser.js';
+import type { KmemleakRecord, ParserCounters } from '../kmemleak/types.js';
+import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
+import {
+  ANALYSIS_SCHEMA_VERSION, type AnalyzedRun, type LeakGroup, type ParseStats, type RunInfo, type SnapshotInfo,
+  type SuppressedGroup, type SuppressionUse,
+} from './model.js';
+import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRule, type SuppressionConfig } from './suppress.js';
+import { GroupTable, rankGroups, toLeakGroup, trendOf, type GroupAcc } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
+
+export const DEFAULT_BOOT_WINDOW_S = 60;
+/** Interval assumed between snapshots when nothing tells the time (the seed's `sleep 600`). */
+export const DEFAULT_INTERVAL_S = 600;
+const MAX_UNPARSED_SAMPLES = 20;
 
 export interface AnalyzeOptions {
   /** Caller frames in the grouping key (default 5). */
   framesInKey?: number;
-  /** Kernel HZ when the caller knows it better than run.json (default: run.json config, else inferred/assumed). */
+  /** Kernel HZ when the caller knows it better than run.json (default: run.json, else inferred/assumed). */
   hz?: number;
   /** Allocations within this many seconds of boot are tagged boot-time (default 60). */
   bootWindowS?: number;
@@ -26,8 +51,322 @@ export interface AnalyzeOptions {
   now?: () => Date;
 }
 
+function checkOptions(o: AnalyzeOptions): void {
+  const posInt = (name: string, v: number | undefined): void => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) throw new KmlError(ExitCode.USAGE, `${name} must be a positive whole number, got ${v}`);
+  };
+  posInt('frames in key', o.framesInKey);
+  posInt('HZ', o.hz);
+  posInt('recent snapshots', o.recentSnapshots);
+  if (o.bootWindowS !== undefined && !(o.bootWindowS >= 0)) throw new KmlError(ExitCode.USAGE, `boot window must be ≥ 0 seconds, got ${o.bootWindowS}`);
+  if (o.sinceSeq !== undefined && !(Number.isSafeInteger(o.sinceSeq) && o.sinceSeq >= 0)) throw new KmlError(ExitCode.USAGE, `--since must be a snapshot number ≥ 0, got ${o.sinceSeq}`);
+}
+
+/** Facts from run.json (its `device` block is what doctor found). Tolerant of missing fields. */
+function runInfoFrom(input: RunInput): Omit<RunInfo, 'bootIds' | 'hz' | 'pointerBits' | 'formats' | 'snapshotMode'> & { hzConfig: number | null } {
+  const rj = input.runJson ?? {};
+  const str = (v: unknown): string | null => (typeof v === 'string' && v ? v : null);
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const device = (typeof rj.device === 'object' && rj.device !== null ? rj.device : {}) as Record<string, unknown>;
+  const kernel = (typeof device.kernel === 'object' && device.kernel !== null ? device.kernel : {}) as Record<string, unknown>;
+  const props: Record<string, string> = {};
+  const rawProps = device.props;
+  if (rawProps && typeof rawProps === 'object') for (const [k, v] of Object.entries(rawProps)) if (typeof v === 'string') props[k] = v;
+  let hzConfig = num(kernel.hz);
+  if (hzConfig === null && kernel.config !== undefined) hzConfig = hzFromConfigText(typeof kernel.config === 'string' ? kernel.config : JSON.stringify(kernel.config));
+  if (hzConfig !== null && !(hzConfig > 0)) hzConfig = null;
+  return {
+    serial: str(rj.serial),
+    runId: str(rj.runId) ?? (input.source.type === 'store' ? path.basename(input.source.path) : null),
+    kernelVersion: str(kernel.release) ?? str(kernel.version),
+    cmdline: str(kernel.cmdline),
+    intervalS: num(rj.intervalS),
+    scanProtocol: str(rj.scanProtocol),
+    startedAt: str(rj.started),
+    deviceProps: props,
+    hzConfig,
+  };
+}
+
+interface FileParse {
+  counters: ParserCounters;
+  bytes: number;
+  sha256: string | null;
+  error?: string;
+}
+
+/** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
+async function parseFile(file: string, wantHash: boolean, onRecord: (r: KmemleakRecord) => void): Promise<FileParse> {
+  const parser = new KmemleakParser({ onRecord, maxSamples: MAX_UNPARSED_SAMPLES });
+  const splitter = new LineSplitter((l, overlong) => parser.line(l, overlong));
+  const hash = wantHash ? createHash('sha256') : null;
+  let bytes = 0;
+  let error: string | undefined;
+  try {
+    const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      bytes += chunk.length;
+      hash?.update(chunk);
+      splitter.pushBuffer(chunk);
+    }
+  } catch (e) {
+    error = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  }
+  splitter.end();
+  parser.end(splitter.lastLineUnterminated);
+  parser.counters.bytes = bytes;
+  return { counters: parser.counters, bytes, sha256: hash ? hash.digest('hex') : null, error };
+}
+
 /** Analyse a run. `source` is a path: a store run dir, a folder of kmemleak_log_N.txt, or a file. */
 export async function analyzeRun(source: string, options: AnalyzeOptions = {}): Promise<AnalyzedRun> {
-  void source; void options;
-  throw new KmlError(ExitCode.INTERNAL, 'analyzeRun is not implemented yet');
+  checkOptions(options);
+  const now = options.now ?? (() => new Date());
+  const input = await discoverRun(source);
+  const suppressCfg: SuppressionConfig = options.suppressFile ? await loadSuppressionFile(path.resolve(options.suppressFile)) : { rules: [], skipFrames: [] };
+  const framesInKey = options.framesInKey ?? 5;
+  const bootWindowS = options.bootWindowS ?? DEFAULT_BOOT_WINDOW_S;
+  const builtin = options.builtinSuppressions ?? true;
+  const extraSkipFrames = [...(options.extraSkipFrames ?? []), ...suppressCfg.skipFrames];
+  const info = runInfoFrom(input);
+  const assumptions: string[] = [];
+
+  // HZ: --hz, else run.json, else inferred from the records (a candidate per CONFIG_HZ choice).
+  const fixedHz = options.hz ?? info.hzConfig;
+  const candidates = fixedHz !== null && fixedHz !== undefined ? [fixedHz] : [...HZ_CANDIDATES];
+  const hzEst = new HzEstimator(candidates);
+  const allCandidates = (1 << candidates.length) - 1;
+
+  const fingerprinter = new Fingerprinter({ framesInKey, extraSkipFrames });
+  const rules = [...(builtin ? BUILTIN_SUPPRESSIONS : []), ...suppressCfg.rules].map(compileRule);
+  const recordRules = rules.filter((r) => !r.groupRule);
+  const groupRules = rules.filter((r) => r.groupRule);
+  const stackMatchCache = new WeakMap<StackIdentity, boolean[]>();
+  const stackMatches = (id: StackIdentity): boolean[] => {
+    let v = stackMatchCache.get(id);
+    if (!v) {
+      v = rules.map((r) => r.matchesStack({ allFrames: id.allFrames, keyFrames: id.frames, culprit: id.culprit, module: id.module }));
+      stackMatchCache.set(id, v);
+    }
+    return v;
+  };
+  const ruleIndex = new Map<CompiledRule, number>(rules.map((r, i) => [r, i]));
+  const table = new GroupTable(candidates.length, groupRules);
+
+  const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
+  if (options.sinceSeq !== undefined) assumptions.push(`snapshots before seq ${options.sinceSeq} left out (--since); their objects are not counted`);
+
+  const parseStats: ParseStats = {
+    files: 0, lines: 0, bytes: 0, records: 0, truncatedRecords: 0, duplicateRecords: 0, unparsedLines: 0, overlongLines: 0,
+    ignoredLines: {}, unparsedSamples: [],
+  };
+  const snapshots: SnapshotInfo[] = [];
+  const formats: Record<string, number> = {};
+  const bits = { 32: 0, 64: 0 };
+  let prevKeys: Map<string, GroupAcc> | null = null;
+  let prevBoot: string | null = null;
+  let comparable = 0;
+  let repeats = 0;
+  const inputStats = input.stats;
+
+  for (let index = 0; index < selected.length; index++) {
+    const s: SnapshotSource = selected[index];
+    const snap: SnapshotInfo = {
+      index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
+      files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
+      status: 'ok', inManifest: s.inManifest, meta: s.meta,
+    };
+    if (s.metaError) snap.error = s.metaError;
+    snapshots.push(snap);
+    const sameBoot = prevKeys !== null && s.bootId === prevBoot;
+    const previous = sameBoot ? prevKeys : null;
+    prevBoot = s.bootId;
+    if (!s.kmemleakPath) {
+      snap.status = 'missing';
+      prevKeys = null;
+      continue;
+    }
+    const seen = new Map<string, GroupAcc>();
+    const readUptime = s.uptimeS;
+    const onRecord = (r: KmemleakRecord): void => {
+      const objKey = r.jiffies === null ? `${r.address}:?${r.line}` : `${r.address}:${r.jiffies}`;
+      if (seen.has(objKey)) { snap.duplicates++; return; }
+      const id = fingerprinter.identify(r);
+      const sm = stackMatches(id);
+      // Record rules: the first matching one moves the record to a suppressed group.
+      let recordRule: CompiledRule | null = null;
+      for (const rr of recordRules) {
+        if (sm[ruleIndex.get(rr)!] && rr.matchesObject(r)) { recordRule = rr; break; }
+      }
+      // Allocation uptime and boot-time tag, per HZ candidate.
+      const uptimes: (number | null)[] = new Array(candidates.length);
+      let bootMask = 0;
+      const comm = r.comm ?? '';
+      const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
+      for (let c = 0; c < candidates.length; c++) {
+        const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
+        uptimes[c] = t;
+        if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
+      }
+      if (r.jiffies !== null) hzEst.observe(r.jiffies, r.pointerBits, readUptime, r.ageMs);
+      const ruleMasks = groupRules.map((gr) => {
+        if (!sm[ruleIndex.get(gr)!] || !gr.matchesObject(r)) return 0;
+        return gr.rule.bootTime ? bootMask : allCandidates;
+      });
+      const repeat = previous !== null && previous.has(objKey);
+      if (repeat) snap.repeatedFromPrevious++;
+      const g = table.add({ snapshot: index, record: r, id, recordRule, repeat, uptimes, bootMask, ruleMasks });
+      seen.set(objKey, g);
+      snap.records++;
+      formats[r.format] = (formats[r.format] ?? 0) + 1;
+      bits[r.pointerBits]++;
+    };
+    const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, onRecord);
+    snap.bytes = fp.bytes;
+    snap.unparsedLines = fp.counters.unparsedLines;
+    snap.truncatedRecords = fp.counters.truncatedRecords;
+    if (fp.error) {
+      snap.status = 'unreadable';
+      snap.error = fp.error;
+      inputStats.unreadable++;
+    } else if (s.sha256 !== null && fp.sha256 !== s.sha256) {
+      snap.status = 'hash-mismatch';
+      snap.error = `content sha256 ${fp.sha256} differs from the manifest's ${s.sha256}`;
+      inputStats.hashMismatches++;
+    } else if (fp.bytes === 0) {
+      snap.status = 'empty';
+    }
+    // Objects of the previous snapshot that this one did not print again: freed or referenced.
+    if (previous) {
+      comparable += snap.records;
+      repeats += snap.repeatedFromPrevious;
+      for (const [k, g] of previous) if (!seen.has(k)) g.vanished++;
+    }
+    prevKeys = fp.error ? null : seen;
+
+    parseStats.files++;
+    parseStats.lines += fp.counters.lines;
+    parseStats.bytes += fp.bytes;
+    parseStats.records += fp.counters.records;
+    parseStats.truncatedRecords += fp.counters.truncatedRecords;
+    parseStats.duplicateRecords += snap.duplicates;
+    parseStats.unparsedLines += fp.counters.unparsedLines;
+    parseStats.overlongLines += fp.counters.overlongLines;
+    for (const [k, v] of Object.entries(fp.counters.ignoredLines)) parseStats.ignoredLines[k] = (parseStats.ignoredLines[k] ?? 0) + v;
+    for (const u of fp.counters.unparsedSamples) {
+      if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
+      parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
+    }
+  }
+
+  // --- decisions that need the whole run ---------------------------------------------------------
+  const n = snapshots.length;
+  let hz: RunInfo['hz'];
+  if (options.hz !== undefined) hz = { value: options.hz, source: 'option' };
+  else if (info.hzConfig !== null) hz = { value: info.hzConfig, source: 'config' };
+  else {
+    const r = hzEst.result();
+    hz = { value: r.hz, source: r.source };
+    assumptions.push(r.source === 'inferred'
+      ? `HZ not recorded: inferred ${r.hz} (${r.why})`
+      : `HZ not recorded and not inferable (${r.why}): assumed ${r.hz}; allocation times and the boot-time tag depend on it`);
+  }
+  const c = Math.max(0, candidates.indexOf(hz.value));
+  if (candidates.indexOf(hz.value) < 0 && candidates.length) assumptions.push(`HZ ${hz.value} is not a standard value; uptimes computed with ${candidates[c]}`);
+
+  const snapshotMode: RunInfo['snapshotMode'] = comparable === 0 ? 'unknown' : repeats / comparable >= 0.5 ? 'persistent' : 'cumulative';
+  if (snapshotMode === 'persistent') assumptions.push('snapshots re-print old objects (no clear between reads): only objects not printed by the previous snapshot count as new');
+
+  // Time axis: device wall clock when every snapshot has it, else uptime (one boot), else the interval.
+  const interval = info.intervalS ?? DEFAULT_INTERVAL_S;
+  const bootIds: string[] = [];
+  for (const s of snapshots) if (s.bootId !== null && !bootIds.includes(s.bootId)) bootIds.push(s.bootId);
+  if (n > 0 && snapshots.every((s) => s.wallTime !== null)) {
+    let last = -Infinity;
+    let clamped = false;
+    for (const s of snapshots) {
+      let t = s.wallTime!;
+      if (t < last) { t = last; clamped = true; }
+      s.t = t;
+      last = t;
+    }
+    if (clamped) assumptions.push('the wall clock went backwards between snapshots; those times were held at the previous value');
+    if (snapshots.some((s) => s.wallTimeSource === 'mtime')) assumptions.push('some snapshot times come from file modification times (host clock), not from the device');
+  } else if (n > 0 && bootIds.length <= 1 && snapshots.every((s) => s.uptimeS !== null)) {
+    for (const s of snapshots) s.t = s.uptimeS;
+    assumptions.push('no wall-clock times: the time axis is device uptime');
+  } else if (n > 0) {
+    snapshots.forEach((s, i) => { s.t = i * interval; });
+    assumptions.push(`no usable snapshot times: snapshots assumed ${interval} s apart`);
+  }
+
+  const recent = options.recentSnapshots ?? Math.max(2, Math.ceil(n / 4));
+  const tAxis = snapshots.map((s) => s.t);
+  const groups: LeakGroup[] = [];
+  const suppressed: SuppressedGroup[] = [];
+  for (const g of table.groups.values()) {
+    const tr = trendOf(g.series, { t: tAxis, recent });
+    const lg = toLeakGroup(g, tr, c, displayStack(g.sampleStack));
+    let by: CompiledRule | null = g.recordRule;
+    if (!by) {
+      for (let i = 0; i < groupRules.length; i++) {
+        const gr = groupRules[i];
+        if (g.seen === 0 || g.ruleMatches[i][c] !== g.seen) continue;
+        if (gr.rule.unlessGrowing && tr.status === 'growing') continue;
+        if (gr.rule.groupCondition === 'all-vanished' && !(snapshotMode === 'persistent' && g.objects > 0 && g.vanished >= g.objects && g.lastSeen < n - 1)) continue;
+        by = gr;
+        break;
+      }
+    }
+    if (by) suppressed.push({ ...lg, suppression: { ruleId: by.rule.id, reason: by.rule.reason, origin: by.rule.origin } });
+    else groups.push(lg);
+  }
+  rankGroups(groups);
+  rankGroups(suppressed);
+
+  const used = new Map<string, SuppressionUse>();
+  for (const sg of suppressed) {
+    let u = used.get(sg.suppression.ruleId);
+    if (!u) { u = { ...sg.suppression, groups: 0, objects: 0, bytes: 0 }; used.set(sg.suppression.ruleId, u); }
+    u.groups++;
+    u.objects += sg.objects;
+    u.bytes += sg.bytes;
+  }
+
+  const sum = (xs: LeakGroup[], f: (g: LeakGroup) => number): number => xs.reduce((a, g) => a + f(g), 0);
+  const { hzConfig: _hzConfig, ...infoRest } = info;
+  void _hzConfig;
+  return {
+    schemaVersion: ANALYSIS_SCHEMA_VERSION,
+    kind: 'kml-analysis',
+    generatedAt: now().toISOString(),
+    kmlVersion: KML_VERSION,
+    source: input.source,
+    run: {
+      ...infoRest,
+      bootIds,
+      hz,
+      pointerBits: bits[64] === 0 && bits[32] === 0 ? null : bits[64] >= bits[32] ? 64 : 32,
+      formats,
+      snapshotMode,
+    },
+    options: {
+      framesInKey, bootWindowS, builtinSuppressions: builtin,
+      suppressFile: options.suppressFile ? path.resolve(options.suppressFile) : null,
+      extraSkipFrames, sinceSeq: options.sinceSeq ?? null, recentSnapshots: recent,
+    },
+    snapshots,
+    groups,
+    suppressed,
+    suppressionsUsed: [...used.values()].sort((a, b) => b.bytes - a.bytes || a.ruleId.localeCompare(b.ruleId)),
+    totals: {
+      groups: groups.length, objects: sum(groups, (g) => g.objects), bytes: sum(groups, (g) => g.bytes),
+      suppressedGroups: suppressed.length, suppressedObjects: sum(suppressed, (g) => g.objects), suppressedBytes: sum(suppressed, (g) => g.bytes),
+    },
+    assumptions,
+    parseStats,
+    inputStats,
+  };
 }
+
+export { DEFAULT_HZ };

@@ -138,7 +138,7 @@ export interface SnapshotInfo {
    * seconds; strictly non-decreasing over `snapshots`. null only when nothing is known at all.
    */
   t: number | null;
-  /** Files belonging to this snapshot, relative to `source.path` (POSIX separators). */
+  /** Files belonging to this snapshot, relative to `source.path` (for a single file: to its folder), POSIX separators. */
   files: SnapshotFiles;
   /** Bytes of kmemleak text read. */
   bytes: number;
@@ -154,9 +154,10 @@ export interface SnapshotInfo {
   truncatedRecords: number;
   /**
    * ok = read and parsed; empty = zero bytes (no leaks reported, a valid result); unreadable =
-   * I/O error (see `error`); hash-mismatch = content differs from the manifest hash (still parsed).
+   * I/O error (see `error`); hash-mismatch = content differs from the manifest hash (still parsed);
+   * missing = listed (manifest) but its kmemleak file is not there (memory samples may still be).
    */
-  status: 'ok' | 'empty' | 'unreadable' | 'hash-mismatch';
+  status: 'ok' | 'empty' | 'unreadable' | 'hash-mismatch' | 'missing';
   /** Present when status is unreadable or hash-mismatch, or the meta was bad. */
   error?: string;
   /** Whether the store manifest lists this snapshot (false = found on disk only; null = no manifest). */
@@ -335,4 +336,6 @@ export interface InputStats {
   unreadable: number;
   /** Whether run.json was present and readable. */
   runJson: 'ok' | 'missing' | 'invalid';
+  /** Store snapshots flagged `conflict` (same boot and seq as another, other content), left out. */
+  conflictsSkipped: string[];
 }

@@ -1,0 +1,256 @@
+// Per-group accumulation over a run, and the trend rules: objects/bytes per snapshot, cumulative
+// new objects, least-squares slope per hour, first/last seen, status, ranking.
+//
+// Memory is bounded by the number of distinct groups (and, per group, by the snapshots where it
+// appeared), never by the number of records: each record updates counters and is forgotten.
+//
+// "New" objects: with the kml/seed protocol (cat, clear, scan) every snapshot holds only objects
+// reported since the last clear, so every object is new. Without clear, a snapshot re-prints
+// every still-unreferenced object; an object printed by the previous snapshot of the same boot
+// (same address and jiffies) is a repeat, not a new leak. Counting only new objects makes both
+// protocols give the same cumulative curve.
+import type { KmemleakRecord } from '../kmemleak/types.js';
+import type { StackIdentity } from '../kmemleak/fingerprint.js';
+import type { CompiledRule } from './suppress.js';
+import type { GroupPoint, LeakGroup, LeakStatus, SampleRecord, SuppressedGroup } from './model.js';
+
+const MAX_SIZES = 256;
+const MAX_COMMS = 64;
+const TOP = 8;
+
+export interface GroupAcc {
+  id: StackIdentity;
+  /** Record-level rule that routed these records here (suppressed from the start), or null. */
+  recordRule: CompiledRule | null;
+  series: GroupPoint[];
+  objects: number;
+  bytes: number;
+  /** Records added, repeats included (the denominator of "every object matches"). */
+  seen: number;
+  sizes: Map<number, number>;
+  minSize: number;
+  maxSize: number;
+  comms: Map<string, number>;
+  percpu: number;
+  truncated: number;
+  fromDmesg: number;
+  /** Per HZ candidate: records tagged boot-time. */
+  boot: number[];
+  /** Per group rule, per HZ candidate: records matching. */
+  ruleMatches: number[][];
+  /** Per HZ candidate: allocation uptime range. */
+  allocMin: number[];
+  allocMax: number[];
+  /** New objects that were gone from the next snapshot of the same boot (freed or referenced again). */
+  vanished: number;
+  sample: SampleRecord;
+  sampleStack: KmemleakRecord['frames'];
+  /** Per HZ candidate: the sample's allocation uptime. */
+  sampleUptime: (number | null)[];
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface RecordUpdate {
+  snapshot: number;
+  record: KmemleakRecord;
+  id: StackIdentity;
+  recordRule: CompiledRule | null;
+  /** Printed by the previous snapshot of the same boot. */
+  repeat: boolean;
+  /** Per HZ candidate: reconstructed allocation uptime (null when unknown). */
+  uptimes: (number | null)[];
+  /** Bit c set: boot-time under HZ candidate c. */
+  bootMask: number;
+  /** Per group rule: bitmask over HZ candidates of "this record matches the rule". */
+  ruleMasks: number[];
+}
+
+export class GroupTable {
+  readonly groups = new Map<string, GroupAcc>();
+
+  constructor(private readonly nCandidates: number, private readonly groupRules: readonly CompiledRule[]) {}
+
+  /** Add one (deduplicated) record; returns the group it went to. */
+  add(u: RecordUpdate): GroupAcc {
+    const key = u.recordRule ? `${u.id.fingerprint}|${u.recordRule.rule.id}` : u.id.fingerprint;
+    let g = this.groups.get(key);
+    const r = u.record;
+    if (!g) {
+      g = {
+        id: u.id, recordRule: u.recordRule, series: [], objects: 0, bytes: 0, seen: 0,
+        sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
+        percpu: 0, truncated: 0, fromDmesg: 0,
+        boot: new Array(this.nCandidates).fill(0),
+        ruleMatches: this.groupRules.map(() => new Array(this.nCandidates).fill(0)),
+        allocMin: new Array(this.nCandidates).fill(Infinity),
+        allocMax: new Array(this.nCandidates).fill(-Infinity),
+        vanished: 0,
+        sample: {
+          snapshot: u.snapshot, address: r.address, size: r.size, comm: r.comm, pid: r.pid, jiffies: r.jiffies,
+          allocUptimeS: null, hex: r.hex, objectType: r.objectType, line: r.line,
+        },
+        sampleStack: r.frames,
+        sampleUptime: u.uptimes,
+        firstSeen: u.snapshot, lastSeen: u.snapshot,
+      };
+      this.groups.set(key, g);
+    }
+    let p = g.series[g.series.length - 1];
+    if (!p || p.snapshot !== u.snapshot) {
+      p = { snapshot: u.snapshot, objects: 0, bytes: 0, newObjects: 0, newBytes: 0, cumObjects: g.objects, cumBytes: g.bytes };
+      g.series.push(p);
+    }
+    p.objects++;
+    p.bytes += r.size;
+    if (!u.repeat) {
+      p.newObjects++;
+      p.newBytes += r.size;
+      g.objects++;
+      g.bytes += r.size;
+      p.cumObjects = g.objects;
+      p.cumBytes = g.bytes;
+    }
+    g.seen++;
+    g.lastSeen = u.snapshot;
+    if (g.sizes.has(r.size) || g.sizes.size < MAX_SIZES) g.sizes.set(r.size, (g.sizes.get(r.size) ?? 0) + 1);
+    if (r.size < g.minSize) g.minSize = r.size;
+    if (r.size > g.maxSize) g.maxSize = r.size;
+    const comm = r.comm ?? '?';
+    if (g.comms.has(comm) || g.comms.size < MAX_COMMS) g.comms.set(comm, (g.comms.get(comm) ?? 0) + 1);
+    if (r.objectType === 'percpu') g.percpu++;
+    if (r.truncated) g.truncated++;
+    if (r.fromDmesg) g.fromDmesg++;
+    for (let c = 0; c < this.nCandidates; c++) {
+      if (u.bootMask & (1 << c)) g.boot[c]++;
+      const t = u.uptimes[c];
+      if (t !== null && t !== undefined) {
+        if (t < g.allocMin[c]) g.allocMin[c] = t;
+        if (t > g.allocMax[c]) g.allocMax[c] = t;
+      }
+    }
+    for (let i = 0; i < u.ruleMasks.length; i++) {
+      const m = u.ruleMasks[i];
+      if (m === 0) continue;
+      const row = g.ruleMatches[i];
+      for (let c = 0; c < this.nCandidates; c++) if (m & (1 << c)) row[c]++;
+    }
+    return g;
+  }
+}
+
+// --- statistics -------------------------------------------------------------------------------------
+
+/** Least-squares slope of y over x; null when fewer than 2 distinct x. */
+export function leastSquaresSlope(xs: readonly number[], ys: readonly number[]): number | null {
+  const n = xs.length;
+  if (n < 2) return null;
+  let sx = 0;
+  let sy = 0;
+  for (let i = 0; i < n; i++) { sx += xs[i]; sy += ys[i]; }
+  const mx = sx / n;
+  const my = sy / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = xs[i] - mx;
+    num += dx * (ys[i] - my);
+    den += dx * dx;
+  }
+  return den === 0 ? null : num / den;
+}
+
+export interface TrendContext {
+  /** Time axis per snapshot index (seconds), null where unknown. */
+  t: readonly (number | null)[];
+  /** The last `recent` snapshots form the "recent" window of the status rules. */
+  recent: number;
+}
+
+export interface TrendResult {
+  status: LeakStatus;
+  bytesPerHour: number | null;
+  objectsPerHour: number | null;
+  snapshotsWithNew: number;
+}
+
+/**
+ * Status (see LeakStatus in model.ts) and slopes. The slope is fitted over cumulative new bytes
+ * from the snapshot before the group first appeared (a real observation of zero) to the end of
+ * the run, cumulative values carried forward between appearances.
+ */
+export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): TrendResult {
+  const n = ctx.t.length;
+  let snapshotsWithNew = 0;
+  let lastNew = -1;
+  for (const p of series) if (p.newObjects > 0) { snapshotsWithNew++; lastNew = p.snapshot; }
+  const first = series.length ? series[0].snapshot : n - 1;
+  let status: LeakStatus;
+  if (first === n - 1) status = 'new';
+  else if (snapshotsWithNew >= 2) status = lastNew >= n - ctx.recent ? 'growing' : 'steady';
+  else status = 'one-shot';
+
+  const xs: number[] = [];
+  const yb: number[] = [];
+  const yo: number[] = [];
+  let k = 0;
+  let cumB = 0;
+  let cumO = 0;
+  for (let i = Math.max(0, first - 1); i < n; i++) {
+    while (k < series.length && series[k].snapshot <= i) { cumB = series[k].cumBytes; cumO = series[k].cumObjects; k++; }
+    const t = ctx.t[i];
+    if (t === null || t === undefined) continue;
+    xs.push(t / 3600);
+    yb.push(cumB);
+    yo.push(cumO);
+  }
+  return { status, bytesPerHour: leastSquaresSlope(xs, yb), objectsPerHour: leastSquaresSlope(xs, yo), snapshotsWithNew };
+}
+
+function top<K>(m: Map<K, number>): Array<[K, number]> {
+  return [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, TOP);
+}
+
+/** Turn an accumulator into the model's LeakGroup, for HZ candidate `c`. */
+export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack: string[]): LeakGroup {
+  const bootCount = g.boot[c] ?? 0;
+  return {
+    fingerprint: g.id.fingerprint,
+    key: g.id.key,
+    title: g.id.title,
+    culprit: g.id.culprit,
+    frames: g.id.frames,
+    module: g.id.module,
+    sampleStack,
+    sample: { ...g.sample, allocUptimeS: round3(g.sampleUptime[c] ?? null) },
+    status: tr.status,
+    tags: { 'boot-time': bootCount, percpu: g.percpu, truncated: g.truncated, repeated: g.seen - g.objects, dmesg: g.fromDmesg, vanished: g.vanished },
+    bootTime: g.seen > 0 && bootCount === g.seen,
+    objects: g.objects,
+    bytes: g.bytes,
+    bytesPerHour: round3(tr.bytesPerHour),
+    objectsPerHour: round3(tr.objectsPerHour),
+    firstSeen: g.firstSeen,
+    lastSeen: g.lastSeen,
+    snapshotsWithNew: tr.snapshotsWithNew,
+    series: g.series,
+    sizes: { min: g.minSize === Infinity ? 0 : g.minSize, max: g.maxSize, top: top(g.sizes).map(([size, count]) => ({ size, count })) },
+    comms: top(g.comms).map(([comm, count]) => ({ comm, count })),
+    allocUptimeS: g.allocMin[c] === Infinity ? null : { min: round3(g.allocMin[c])!, max: round3(g.allocMax[c])! },
+  };
+}
+
+function round3(x: number | null): number | null {
+  return x === null || !Number.isFinite(x) ? null : Math.round(x * 1000) / 1000;
+}
+
+/** Ranking: bytes per hour desc (unknown last), then bytes desc, then fingerprint for stability. */
+export function rankGroups<T extends LeakGroup | SuppressedGroup>(groups: T[]): T[] {
+  return groups.sort((a, b) => {
+    const ra = a.bytesPerHour ?? -Infinity;
+    const rb = b.bytesPerHour ?? -Infinity;
+    if (ra !== rb) return rb - ra;
+    if (a.bytes !== b.bytes) return b.bytes - a.bytes;
+    return a.fingerprint < b.fingerprint ? -1 : a.fingerprint > b.fingerprint ? 1 : 0;
+  });
+}
