@@ -292,7 +292,10 @@ export function evaluateKernelLog(f: KernelLogFindings | undefined, why?: string
   if (f.allocFailed || f.treeInsertFailed) {
     return check('kernel-log', title, 'FAIL', f.allocFailed ? '"Cannot allocate a kmemleak_object structure": kmemleak disabled itself' : '"Cannot insert ... into the object search tree": kmemleak disabled itself', REMEDY.disabledAtRuntime);
   }
-  if (f.disabled) return check('kernel-log', title, 'FAIL', '"Kernel memory leak detector disabled" in this boot\'s log', REMEDY.defaultOff);
+  if (f.disabled && f.initialized) {
+    return check('kernel-log', title, 'FAIL', 'kmemleak started, then "Kernel memory leak detector disabled" (a write of "off" or an internal error)', REMEDY.disabledAtRuntime);
+  }
+  if (f.disabled) return check('kernel-log', title, 'FAIL', '"Kernel memory leak detector disabled" at boot', REMEDY.defaultOff);
   if (f.memPoolEmpty) return check('kernel-log', title, 'WARN', '"Memory pool empty": some allocations may not be tracked', REMEDY.memPool);
   if (f.initialized) {
     return check('kernel-log', title, 'PASS', `detector initialized${f.memPoolAvailable !== undefined ? ` (mem pool available: ${f.memPoolAvailable})` : ''}${f.leaksReported ? `; ${f.leaksReported} suspected leaks reported so far` : ''}`);
