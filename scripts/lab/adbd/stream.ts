@@ -1,10 +1,11 @@
 // One adb stream (an OPENed service) on one connection: its ids, the outbound queue with the
-// one-WRTE-in-flight rule, and the inbound queue whose OKAYs wait until the service consumed
-// the data (that delay is our backpressure towards the host).
+// one-WRTE-in-flight rule, and the inbound queue. A WRTE is acknowledged (OKAY) at once while
+// the service's backlog is at most one payload, so the host can send the next one while we
+// work on this one; beyond that the OKAY waits until the service caught up: backpressure.
 
 /** What a service implements. */
 export interface Service {
-  /** One WRTE payload from the host. The OKAY is sent when the returned promise settles. */
+  /** One WRTE payload from the host. Resolve once consumed: while it is pending, later WRTEs wait for their OKAY. */
   onData(data: Buffer): void | Promise<void>;
   /**
    * The stream is gone: closed by the host, by us (after end()), or with its connection.
@@ -36,8 +37,11 @@ export class AdbStream {
   private flushScheduled = false;
 
   private readonly inbound: Buffer[] = [];
+  /** Bytes received and not yet fully consumed by the service (queued + in progress). */
   private inboundBytes = 0;
   private delivering = false;
+  /** WRTEs received but not yet acknowledged. */
+  private unacked = 0;
 
   constructor(
     private readonly transport: StreamTransport,
@@ -114,8 +118,10 @@ export class AdbStream {
     if (this.closedReason) return true;
     this.inbound.push(data);
     this.inboundBytes += data.length;
+    this.unacked++;
     // A well-behaved host has one WRTE in flight; allow some slack, then call it abuse.
     if (this.inboundBytes > 4 * this.transport.maxPayload + 4096) return false;
+    this.ackIfRoom();
     if (!this.delivering) void this.deliver();
     return true;
   }
@@ -184,19 +190,26 @@ export class AdbStream {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
   }
 
+  private ackIfRoom(): void {
+    while (this.unacked > 0 && !this.closedReason && this.inboundBytes <= this.transport.maxPayload) {
+      this.unacked--;
+      this.transport.sendOkay(this.localId, this.remoteId);
+    }
+  }
+
   private async deliver(): Promise<void> {
     this.delivering = true;
     try {
       while (this.inbound.length > 0 && !this.closedReason) {
         const data = this.inbound.shift()!;
-        this.inboundBytes -= data.length;
         try {
           if (this.service) await this.service.onData(data);
         } catch (err) {
           this.transport.onServiceError(this, err);
           return;
         }
-        if (!this.closedReason) this.transport.sendOkay(this.localId, this.remoteId);
+        this.inboundBytes -= data.length;
+        this.ackIfRoom();
       }
     } finally {
       this.delivering = false;
@@ -216,6 +229,7 @@ export class AdbStream {
     this.outBytes = 0;
     this.inbound.length = 0;
     this.inboundBytes = 0;
+    this.unacked = 0;
     this.wakeDrainWaiters();
     this.transport.forget(this);
     const service = this.service;
