@@ -98,8 +98,11 @@ export function toAdbError(e: unknown, ctx: AdbErrorContext = {}): AdbError {
   const make = (kind: AdbErrorKind, msg: string) =>
     new AdbError(kind, (DEVICE_STATE_KINDS.has(kind) ? '' : where) + msg, { serial: ctx.serial, cause: e, hint: hintFor(kind, ctx) });
 
-  if (code === 'ECONNREFUSED' || (code === 'ENOENT' && /spawn|adb/.test(raw))) {
-    return make('server-unreachable', `adb server unreachable at ${ctx.host ?? '127.0.0.1'}:${ctx.port ?? 5037} (${code === 'ENOENT' ? 'adb binary not found to start it' : 'connection refused'})`);
+  // adbkit answers ECONNREFUSED by running `adb -P PORT start-server` once; its failure surfaces here.
+  const startFailed = /start-server/.test(raw);
+  if (code === 'ECONNREFUSED' || startFailed || (code === 'ENOENT' && /spawn|adb/.test(raw))) {
+    const why = code === 'ENOENT' ? 'adb binary not found to start it' : startFailed ? 'nothing listens there and `adb start-server` failed' : 'connection refused';
+    return make('server-unreachable', `adb server unreachable at ${ctx.host ?? '127.0.0.1'}:${ctx.port ?? 5037} (${why})`);
   }
   const lower = raw.toLowerCase();
   if (/device '.*' not found|device not found|no devices\/emulators found|no devices found/.test(lower)) {
