@@ -379,6 +379,32 @@ describe('adbd wire protocol on a raw socket', () => {
     }
   });
 
+  test('shell: with no command is an interactive shell reading stdin', T, async () => {
+    const { conn } = await RawConn.online(adbd.port);
+    try {
+      const s = (await conn.open('shell:'))!;
+      await conn.writeAcked(s, Buffer.from('echo hi-$((40+2))\nexit\n'));
+      const out = (await conn.readAll(s)).toString();
+      assert.match(out, /hi-42/);
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  test('exec: stdin and stdout are binary-safe', T, async () => {
+    const { conn } = await RawConn.online(adbd.port);
+    try {
+      const bytes = Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 131 + 7) & 0xff));
+      const s = (await conn.open(`exec:head -c ${bytes.length}`))!;
+      for (let off = 0; off < bytes.length; off += 30_000) await conn.writeAcked(s, bytes.subarray(off, off + 30_000));
+      const back = await conn.readAll(s);
+      assert.equal(back.length, bytes.length);
+      assert.ok(back.equals(bytes));
+    } finally {
+      conn.destroy();
+    }
+  });
+
   // ---- sync framing ----
 
   test('sync: a request split byte by byte across WRTEs is understood', T, async () => {
