@@ -832,7 +832,7 @@ main() {
   stop_requested=0
   stop_announced=0
   trap on_signal TERM INT
-  trap '' HUP
+  trap '' HUP PIPE # PIPE: a closed log stream must not kill the agent mid-cycle
 
   acquire_pidfile
   # Stale partials were never published and their leaks never cleared (see the header).

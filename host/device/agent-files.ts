@@ -157,8 +157,8 @@ export class MetaParseError extends Error {
 /** Parse a snapshot's meta.txt. Throws MetaParseError when seq or boot_id is missing or bad. */
 export function parseMeta(text: string): SnapshotMeta {
   const kv = parseKeyValues(text);
-  const seq = int(kv.seq);
-  if (seq === undefined || !isSnapshotNumber(seq)) throw new MetaParseError(`meta.txt has no valid seq (${JSON.stringify(kv.seq ?? null)})`);
+  const seq = snapshotNumber(kv.seq ?? '');
+  if (seq === undefined) throw new MetaParseError(`meta.txt has no valid seq (${JSON.stringify(kv.seq ?? null)})`);
   const bootId = kv.boot_id ?? '';
   if (!/^[A-Za-z0-9-]{1,64}$/.test(bootId)) throw new MetaParseError(`meta.txt has no valid boot_id (${JSON.stringify(kv.boot_id ?? null)})`);
   const files = new Map<string, SnapshotFileInfo>();
@@ -236,9 +236,9 @@ export function parseSkipped(text: string): SkippedEntry[] {
       const eq = field.indexOf('=');
       if (eq > 0) kv[field.slice(0, eq)] = field.slice(eq + 1);
     }
-    const seq = int(kv.seq);
+    const seq = snapshotNumber(kv.seq ?? '');
     const wallTime = int(kv.wall_time);
-    if (seq === undefined || !isSnapshotNumber(seq) || wallTime === undefined || !kv.boot_id || !/^[A-Za-z0-9_-]{1,64}$/.test(kv.reason ?? '')) continue;
+    if (seq === undefined || wallTime === undefined || !kv.boot_id || !/^[A-Za-z0-9_-]{1,64}$/.test(kv.reason ?? '')) continue;
     out.push({ seq, bootId: kv.boot_id, wallTime, reason: kv.reason });
   }
   return out;
