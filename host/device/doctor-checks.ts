@@ -246,6 +246,7 @@ export function evaluateBootParams(cfg: Map<string, string> | undefined, cmdline
   if (cmdline === undefined) {
     return check('boot-params', title, 'WARN', 'cannot read /proc/cmdline; relying on the runtime probe');
   }
+  if (cfg && !yes(cfg, 'CONFIG_DEBUG_KMEMLEAK')) return check('boot-params', title, 'SKIP', 'kmemleak is not built into this kernel');
   const p = kmemleakBootParam(cmdline, bootconfig);
   if (p.effective === 'off') return check('boot-params', title, 'FAIL', 'the kernel command line has kmemleak=off', REMEDY.cmdlineOff);
   const defaultOff = cfg ? cfg.get('CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF') === 'y' : undefined;

@@ -330,7 +330,9 @@ export async function runDoctor(serial: string, opts: DoctorOptions = {}): Promi
   }
   kernel.kernelLog = logFindings;
   if (kernel.probe) checks.push(evaluateProbe(kernel.probe, logFindings, ''));
-  checks.push(evaluateKernelLog(logFindings, logWhy));
+  checks.push(cfg && cfg.get('CONFIG_DEBUG_KMEMLEAK') !== 'y' && !logFindings?.initialized
+    ? check('kernel-log', 'kernel log about kmemleak', 'SKIP', 'kmemleak is not built into this kernel')
+    : evaluateKernelLog(logFindings, logWhy));
 
   // 8. free space
   const df = await p.text(`stat -f -c '%a %S' ${DEVICE_WORK_DIR}`);

@@ -72,6 +72,7 @@ test('kernel-config verdicts: missing CONFIG_DEBUG_KMEMLEAK → FAIL with the de
   assert.equal(none.status, 'FAIL');
   assert.match(none.remedy!, /^.*\n {4}CONFIG_DEBUG_KMEMLEAK=y\n {4}# CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF is not set/m);
   assert.equal(evaluateKernelConfig(parseKernelConfig('CONFIG_USB=y\n')).status, 'FAIL');
+  assert.equal(evaluateBootParams(parseKernelConfig('# CONFIG_DEBUG_KMEMLEAK is not set\n'), CMDLINE_ON).status, 'SKIP', 'boot params are moot without kmemleak');
   const ok = evaluateKernelConfig(parseKernelConfig(CONFIG_LAB));
   assert.equal(ok.status, 'PASS');
   assert.match(ok.detail, /DEFAULT_OFF=y/);
