@@ -78,7 +78,8 @@ function* sampleInputs(run: AnalyzedRun): Generator<SampleInput> {
   for (const snap of run.snapshots) {
     const texts: SampleInput['texts'] = {};
     const unreadable: string[] = [];
-    for (const [name, rel] of Object.entries(candidatePaths(run, snap)) as Array<[MemFileName | 'kmsg', string]>) {
+    for (const [name, rel] of Object.entries(candidatePaths(run, snap)) as Array<[MemFileName | 'kmsg', string | undefined]>) {
+      if (rel === undefined) continue;
       const abs = inside(base, rel);
       if (!abs) { unreadable.push(name); continue; }
       const r = readCapped(abs);

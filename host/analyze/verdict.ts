@@ -36,6 +36,8 @@ export interface KmemleakGrowth {
   growingGroups: number;
   /** Σ bytesPerHour of those groups (B/h, ≥ 0). */
   bytesPerHour: number;
+  /** False when none of those groups has a rate (snapshot times unknown): bytesPerHour is then 0. */
+  ratesKnown: boolean;
   bytes: number;
   topTitle: string | null;
 }
@@ -48,6 +50,7 @@ export function kmemleakGrowthOf(run: Pick<AnalyzedRun, 'groups' | 'snapshots'>)
     groups: run.groups.length,
     growingGroups: growing.length,
     bytesPerHour: growing.reduce((s, g) => s + Math.max(0, g.bytesPerHour ?? 0), 0),
+    ratesKnown: growing.some((g) => g.bytesPerHour !== null),
     bytes: run.groups.reduce((s, g) => s + g.bytes, 0),
     topTitle: top?.title ?? null,
   };
@@ -78,7 +81,7 @@ export function computeVerdict(memory: MemoryAnalysis | null, leaks: KmemleakGro
   const basis = chooseBasis(samples);
   const seg = basis.indexes.map((i) => samples[i]);
   const pageKb = memory?.pageSizeKb ?? 4;
-  if (memory && memory.pageSizeSource === 'assumed') notes.push('page size not inferable (no MemFree + nr_free_pages pair): assumed 4 kB');
+  if (memory && memory.samples.length && memory.pageSizeSource === 'assumed') notes.push('page size not inferable (no MemFree + nr_free_pages pair): assumed 4 kB');
   if (basis.otherBoots > 0) notes.push(`${basis.otherBoots + 1} boots in the run: slopes use boot ${basis.bootId ?? '(unknown)'} (${seg.length} samples) only`);
 
   // Time axis: snapshot time, else an assumed interval (plain folders without times).
@@ -120,9 +123,10 @@ export function computeVerdict(memory: MemoryAnalysis | null, leaks: KmemleakGro
     ];
     const top = memory?.slabGrowth[0];
     if (top && (top.bytesPerHour ?? 0) > 0) ev.push({ name: `top slab cache ${top.name}`, value: top.bytesPerHour, unit: 'B/h' });
-    const kmemGrowing = leaks.growingGroups > 0 && leaks.bytesPerHour > 0;
+    // A growing group counts even without a rate (a plain folder with no times has none).
+    const kmemGrowing = leaks.growingGroups > 0 && (leaks.bytesPerHour > 0 || !leaks.ratesKnown);
     const slabText = slab?.fit ? `SUnreclaim ${signedKb(slab.delta)} over ${humanHours(hours)} (${signedKb(slab.fit.slopePerHour)}/h, R² ${round(slab.fit.r2, 2)})` : null;
-    const kmemText = `kmemleak: ${leaks.growingGroups} growing group${leaks.growingGroups === 1 ? '' : 's'} (${humanBytes(leaks.bytesPerHour)}/h)`;
+    const kmemText = `kmemleak: ${leaks.growingGroups} growing group${leaks.growingGroups === 1 ? '' : 's'} (${leaks.ratesKnown || !leaks.growingGroups ? `${humanBytes(leaks.bytesPerHour)}/h` : 'rate unknown: no snapshot times'})`;
     let finding: Finding;
     let text: string;
     if (slabRising && kmemGrowing) {
@@ -188,7 +192,7 @@ export function computeVerdict(memory: MemoryAnalysis | null, leaks: KmemleakGro
         finding = 'no';
         text = availFalling
           ? `${availText}, explained by ${slabRising ? 'slab growth' : 'anon growth'}; ${unaccText}.`
-          : `${availText}: free memory does not fall; ${unaccText}.`;
+          : `${availText} (a fall counts from ${humanKb(fallMin)})${slabRising && (avail.delta ?? 0) < 0 ? ', and slab growth accounts for it' : ''}; ${unaccText}.`;
       }
     }
     rows.push(row('page-level-leak', finding, text, ev));

@@ -1,3 +1,190 @@
-// PLACEHOLDER: owned by the helper building `kml report`; replace entirely.
-import type { Command } from 'commander';
-export function registerReport(_program: Command): void {}
+// `kml report SOURCE` and `kml diff BASELINE CANDIDATE`: analyse a run (kml store run dir, plain
+// folder of kmemleak_log_N.txt, one file, or a saved JSON analysis), add the memory verdict, and
+// render it. Exit codes: 0 ok, 1 --fail-on matched, 2 usage, 5 unreadable input or output.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ExitCode, KmlError, ioError } from '../errors.js';
+import { analyzeRun, type AnalyzeOptions } from '../analyze/index.js';
+import type { AnalyzedRun } from '../analyze/model.js';
+import { loadMemory } from '../analyze/memory-source.js';
+import { isMemoryAnalysis } from '../analyze/memory.js';
+import { computeVerdict, kmemleakGrowthOf } from '../analyze/verdict.js';
+import { render, REPORT_FORMATS, type ReportFormat } from '../report/index.js';
+import { isGrowing, isNew, DEFAULT_TOP } from '../report/common.js';
+import { looksLikeAnalysis, parseAnalysisJson } from '../report/json.js';
+import { diffRuns, renderDiffJson, renderDiffJunit, renderDiffMarkdown, renderDiffText, type RunDiff } from '../report/diff.js';
+import { action, parsePositiveInt } from './context.js';
+
+interface ReportCliOptions {
+  format: ReportFormat;
+  out?: string;
+  failOn?: 'new' | 'growing';
+  since?: string;
+  suppress?: string;
+  top?: string;
+}
+
+interface DiffCliOptions {
+  format: 'text' | 'json' | 'md' | 'junit';
+  out?: string;
+  failOn?: 'new' | 'grown';
+  suppress?: string;
+  threshold?: string;
+}
+
+const SOURCE_HINT = 'give a kml run directory (<out>/<serial>/<run-id>), a folder of kmemleak_log_<N>.txt, one kmemleak file, or a JSON analysis';
+
+/** A saved analysis is re-rendered as is; anything else is analysed. */
+async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRun> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(source);
+  } catch (e) {
+    throw Object.assign(ioError(`cannot read ${source}`, e), { hint: SOURCE_HINT });
+  }
+  if (st.isFile() && st.size < 512 * 1024 * 1024 && /\.json$/i.test(source)) {
+    const text = readText(source);
+    let parsed: unknown;
+    try { parsed = JSON.parse(text); } catch { parsed = undefined; }
+    if (looksLikeAnalysis(parsed)) return withMemory(parseAnalysisJson(text, source), false);
+  }
+  if (!st.isFile() && !st.isDirectory()) throw new KmlError(ExitCode.IO, `${source} is neither a file nor a directory`, { hint: SOURCE_HINT });
+  const run = await analyzeRun(path.resolve(source), opts);
+  if (run.snapshots.length === 0) {
+    throw new KmlError(ExitCode.IO, `no kmemleak snapshots found in ${source}`, { hint: SOURCE_HINT });
+  }
+  return withMemory(run, true);
+}
+
+/** Add the memory analysis and verdict unless a saved analysis already has them. */
+function withMemory(run: AnalyzedRun, fresh: boolean): AnalyzedRun {
+  if (fresh || (!isMemoryAnalysis(run.memory) && fs.existsSync(run.source.path))) {
+    run.memory = loadMemory(run);
+  }
+  if (fresh || run.verdict === undefined) {
+    run.verdict = computeVerdict(isMemoryAnalysis(run.memory) ? run.memory : null, kmemleakGrowthOf(run));
+  }
+  return run;
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw ioError(`cannot read ${file}`, e);
+  }
+}
+
+/** Write atomically (temp file + rename) so a half-written report never replaces a good one. */
+function writeOut(out: string | undefined, text: string): void {
+  if (!out || out === '-') {
+    process.stdout.write(text);
+    return;
+  }
+  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    try { fs.rmSync(tmp, { force: true }); } catch { /* best effort */ }
+    throw ioError(`cannot write ${out}`, e);
+  }
+}
+
+function parseSince(text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new KmlError(ExitCode.USAGE, `--since must be a snapshot number (0 or more), got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+function checkSuppressFile(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (e) {
+    throw ioError(`cannot read suppression file ${file}`, e);
+  }
+  return path.resolve(file);
+}
+
+export function failOnMatches(run: AnalyzedRun, failOn: 'new' | 'growing' | undefined): number {
+  if (!failOn) return 0;
+  return run.groups.filter(failOn === 'new' ? isNew : isGrowing).length;
+}
+
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .description('turn a run into a leak report and a memory verdict (text, json, html, junit, md)')
+    .argument('<source>', 'kml run directory, folder of kmemleak_log_<N>.txt, one kmemleak file, or a saved JSON analysis')
+    .addOption(new Option('-f, --format <format>', 'output format').choices([...REPORT_FORMATS]).default('text'))
+    .option('-o, --out <file>', 'write the report to this file (atomically) instead of stdout')
+    .addOption(new Option('--fail-on <what>', 'exit 1 when any unsuppressed group is new (first seen in the last snapshot) or growing (growing or new)').choices(['new', 'growing']))
+    .option('--since <N>', 'leave out snapshots with a sequence number below N')
+    .option('--suppress <file>', 'user suppression file (JSON) in addition to the built-in list')
+    .option('--top <N>', `groups shown in text/md/html (default ${DEFAULT_TOP}; json has all)`)
+    .addHelpText('after', `
+The JSON format (with "schemaVersion") is the source of truth; the other formats render from it,
+and a saved JSON analysis can be given back as SOURCE to render it again.
+
+Examples:
+  kml report kml-runs/0123456789ABCDEF/20251126-2301
+  kml report /sdcard-copy/log_kmemleak --format html --out leaks.html
+  kml report kmemleak_log_12.txt
+  kml report RUN_DIR --format junit --out kml-junit.xml --fail-on growing
+  kml report RUN_DIR --format json --out run.json && kml report run.json --format md
+  kml report RUN_DIR --since 10 --suppress known-leaks.json --top 10
+
+Exit codes: 0 report written, 1 --fail-on matched (the report is still written), 2 usage,
+  5 input unreadable or empty (no kmemleak snapshots), or output not writable.`)
+    .action(action(async (source: string, o: ReportCliOptions) => {
+      const top = o.top !== undefined ? parsePositiveInt('--top', o.top) : undefined;
+      const sinceSeq = o.since !== undefined ? parseSince(o.since) : undefined;
+      const suppressFile = checkSuppressFile(o.suppress);
+      const run = await loadRun(source, { sinceSeq, suppressFile });
+      writeOut(o.out, render(run, o.format, { top }));
+      const matched = failOnMatches(run, o.failOn);
+      if (matched) {
+        process.stderr.write(`kml: --fail-on ${o.failOn}: ${matched} leak group(s) matched\n`);
+        return ExitCode.FAIL;
+      }
+      return ExitCode.OK;
+    }));
+
+  program
+    .command('diff')
+    .description('compare two runs: leak groups new, gone, grown or shrunk (lkp A/B style)')
+    .argument('<baseline>', 'baseline run (run dir, folder, file or JSON analysis)')
+    .argument('<candidate>', 'candidate run (same kinds)')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'md', 'junit']).default('text'))
+    .option('-o, --out <file>', 'write to this file (atomically) instead of stdout')
+    .addOption(new Option('--fail-on <what>', 'exit 1 when any group is new in the candidate, or new or grown').choices(['new', 'grown']))
+    .option('--suppress <file>', 'user suppression file applied to both runs')
+    .option('--threshold <pct>', 'percent change of bytes/h (else bytes) that counts as grown or shrunk', '10')
+    .addHelpText('after', `
+Groups are matched by fingerprint (stable across kernels and address hashing). Runs of different
+length are compared on bytes per hour when both runs have a rate, else on total bytes.
+
+Examples:
+  kml diff kml-runs/DEV/before kml-runs/DEV/after
+  kml diff before.json after.json --format md --out diff.md
+  kml diff BASE CAND --fail-on new --format junit --out kml-diff.xml
+
+Exit codes: 0 ok, 1 --fail-on matched, 2 usage, 5 input unreadable or empty.`)
+    .action(action(async (baseline: string, candidate: string, o: DiffCliOptions) => {
+      const threshold = Number(o.threshold ?? '10');
+      if (!(threshold >= 0) || !Number.isFinite(threshold)) throw new KmlError(ExitCode.USAGE, `--threshold must be a percentage, got ${JSON.stringify(o.threshold)}`);
+      const suppressFile = checkSuppressFile(o.suppress);
+      const a = await loadRun(baseline, { suppressFile });
+      const b = await loadRun(candidate, { suppressFile });
+      const d: RunDiff = diffRuns(a, b, threshold);
+      const text = o.format === 'json' ? renderDiffJson(d) : o.format === 'md' ? renderDiffMarkdown(d) : o.format === 'junit' ? renderDiffJunit(d) : renderDiffText(d);
+      writeOut(o.out, text);
+      const matched = o.failOn === 'new' ? d.counts.new : o.failOn === 'grown' ? d.counts.new + d.counts.grown : 0;
+      if (matched) {
+        process.stderr.write(`kml: --fail-on ${o.failOn}: ${matched} leak group(s) matched\n`);
+        return ExitCode.FAIL;
+      }
+      return ExitCode.OK;
+    }));
+}

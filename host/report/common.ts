@@ -119,6 +119,7 @@ export function inputProblems(run: AnalyzedRun): string[] {
   if (ps.overlongLines) out.push(`${ps.overlongLines} overlong line(s)`);
   if (is.partialSkipped.length) out.push(`${is.partialSkipped.length} half-written snapshot(s) skipped: ${is.partialSkipped.slice(0, 5).join(', ')}`);
   if (is.unreadable) out.push(`${is.unreadable} snapshot(s) unreadable`);
+  if (is.conflictsSkipped?.length) out.push(`${is.conflictsSkipped.length} conflicting snapshot(s) left out`);
   if (is.hashMismatches) out.push(`${is.hashMismatches} snapshot(s) differ from their manifest hash`);
   if (is.missingFiles.length) out.push(`${is.missingFiles.length} manifest file(s) missing on disk`);
   if (is.badManifestLines) out.push(`${is.badManifestLines} bad manifest line(s)`);

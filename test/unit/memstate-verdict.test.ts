@@ -6,7 +6,7 @@ import { analyzeMemory, fitLine, chooseBasis } from '../../host/analyze/memory.j
 import { computeVerdict, kmemleakGrowthOf, type KmemleakGrowth } from '../../host/analyze/verdict.js';
 import { LAB, labSeries, setMeminfo, setVmstat, setBuddy, setSlab, T0, analyzedRun, group } from './report-helpers.js';
 
-const NO_LEAKS: KmemleakGrowth = { snapshots: 8, groups: 0, growingGroups: 0, bytesPerHour: 0, bytes: 0, topTitle: null };
+const NO_LEAKS: KmemleakGrowth = { snapshots: 8, groups: 0, growingGroups: 0, bytesPerHour: 0, ratesKnown: false, bytes: 0, topTitle: null };
 const row = (v: ReturnType<typeof computeVerdict>, id: string) => v.rows.find((r) => r.id === id)!;
 const ev = (r: { evidence: Array<{ name: string; value: number | null }> }, name: string) => r.evidence.find((e) => e.name === name)?.value;
 
@@ -50,7 +50,7 @@ test('kernel slab leak: SUnreclaim +2 MB/h and kmemleak growth agree → yes, wi
   assert.equal(mem.slabGrowth[0].name, 'scsi_sense_cache');
   assert.equal(mem.slabGrowth[0].bytesPerHour, 16384 * 128);
   assert.equal(mem.slabGrowth[0].deltaBytes, 7 * 16384 * 128);
-  const leaks: KmemleakGrowth = { snapshots: 8, groups: 3, growingGroups: 2, bytesPerHour: 400_000, bytes: 2_800_000, topTitle: 'memory leak in foo_probe' };
+  const leaks: KmemleakGrowth = { snapshots: 8, groups: 3, growingGroups: 2, bytesPerHour: 400_000, ratesKnown: true, bytes: 2_800_000, topTitle: 'memory leak in foo_probe' };
   const v = computeVerdict(mem, leaks);
   assert.equal(v.conclusion, 'kernel-slab-leak');
   assert.equal(v.finding, 'yes');

@@ -117,7 +117,7 @@ export function analyzedRun(groups: LeakGroup[], snapshots: number, extra: Parti
     },
     assumptions: [],
     parseStats: { files: snapshots, lines: 100, bytes: 5000, records: 10, truncatedRecords: 0, duplicateRecords: 0, unparsedLines: 0, overlongLines: 0, ignoredLines: {}, unparsedSamples: [] },
-    inputStats: { snapshotsFound: snapshots, partialSkipped: [], missingMeta: 0, missingFiles: [], badManifestLines: 0, hashMismatches: 0, unreadable: 0, runJson: 'ok' },
+    inputStats: { snapshotsFound: snapshots, partialSkipped: [], conflictsSkipped: [], missingMeta: 0, missingFiles: [], badManifestLines: 0, hashMismatches: 0, unreadable: 0, runJson: 'ok' },
     ...extra,
   };
 }
