@@ -173,6 +173,45 @@ describe('adbd through adbkit', () => {
     }
   });
 
+  test('concurrent pulls, pushes and shells on one transport stay byte-exact', T, async () => {
+    const files = [0, 1, 2, 3].map((i) => {
+      const data = randomBytes(3 * 1024 * 1024 + i * 1000);
+      const p = path.join(tmp, `par-${i}.bin`);
+      fs.writeFileSync(p, data);
+      return { p, sum: sha256(data) };
+    });
+    const jobs: Promise<void>[] = [];
+    for (const [i, f] of files.entries()) {
+      jobs.push(
+        (async () => {
+          const dst = path.join(tmp, `par-${i}.pulled`);
+          assert.equal(await pullFile(device, f.p, dst), undefined);
+          assert.equal(sha256(fs.readFileSync(dst)), f.sum);
+        })(),
+      );
+      jobs.push(
+        (async () => {
+          const dst = path.join(tmp, 'par-pushed', `${i}.bin`);
+          await pushFile(device, f.p, dst);
+          assert.equal(sha256(fs.readFileSync(dst)), f.sum);
+        })(),
+      );
+      jobs.push(
+        (async () => {
+          const r = await shellV2(device, `head -c 100000 '${f.p}' | wc -c; echo e${i} >&2; exit ${i}`);
+          assert.deepEqual(r, { stdout: '100000\n', stderr: `e${i}\n`, code: i });
+        })(),
+      );
+    }
+    await Promise.all(jobs);
+  });
+
+  test('pull of a /proc file (size 0 in stat) returns its content', T, async () => {
+    const dst = path.join(tmp, 'meminfo.txt');
+    assert.equal(await pullFile(device, '/proc/meminfo', dst), undefined);
+    assert.match(fs.readFileSync(dst, 'utf8'), /^MemTotal:/m);
+  });
+
   test('pull of a missing file fails with the errno text', T, async () => {
     const err = await pullFile(device, path.join(tmp, 'missing.bin'), path.join(tmp, 'never.bin'));
     assert.ok(err, 'expected an error');

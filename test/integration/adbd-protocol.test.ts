@@ -682,6 +682,48 @@ describe('adbd wire protocol on a raw socket', () => {
     }
   });
 
+  test('random well-framed packets from many connections do not hurt the daemon', T, async () => {
+    // Deterministic xorshift, so a failure can be replayed.
+    let seed = 0x9e3779b9;
+    const rnd = (n: number) => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => rnd(256)));
+    const KNOWN_SYNC = new Set(['STAT', 'STA2', 'LST2', 'LIST', 'LIS2', 'SEND', 'RECV', 'QUIT', 'DATA', 'DONE']);
+    const conns: RawConn[] = [];
+    for (let c = 0; c < 8; c++) {
+      const { conn } = await RawConn.online(adbd.port, [4096, 65536, 1024 * 1024][rnd(3)]);
+      conns.push(conn);
+      const opened: Array<{ local: number; remote: number }> = [];
+      for (let i = 0; i < 150; i++) {
+        const kind = rnd(6);
+        if (kind === 0) {
+          const s = await conn.open(['sync:', 'root:', 'nope:' + bytes(3).toString('hex')][rnd(3)]!);
+          if (s) opened.push(s);
+        } else if (kind === 1 && opened.length > 0) {
+          // junk for a sync stream, but never a real request id (no SEND to random paths)
+          const junk = bytes(1 + rnd(300));
+          if (KNOWN_SYNC.has(junk.subarray(0, 4).toString('latin1'))) junk.write('ZZZZ', 0, 'latin1');
+          conn.write(opened[rnd(opened.length)]!, junk);
+        } else if (kind === 2) {
+          conn.send(packet([OKAY, CLSE, WRTE][rnd(3)]!, rnd(3000), rnd(3000), bytes(rnd(64))));
+        } else if (kind === 3 && opened.length > 0) {
+          conn.close(opened.splice(rnd(opened.length), 1)[0]!);
+        } else if (kind === 4) {
+          conn.send(packet(OPEN, rnd(5) === 0 ? 0 : 5000 + i, rnd(2), bytes(rnd(40))));
+        } else {
+          conn.send(packet(OKAY, opened.length ? opened[0]!.local : 1, opened.length ? opened[0]!.remote : 1));
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const c of conns) c.destroy();
+    await assertHealthy();
+  });
+
   test('after all that, the real adb server still connects and runs commands', T, async () => {
     await assertHealthy();
     const server = await startAdbServer();
@@ -701,5 +743,8 @@ describe('adbd wire protocol on a raw socket', () => {
       await server.kill();
     }
     assert.equal(adbd.exitCode(), null);
+    // Abuse is logged as warnings; an "error" line would mean an internal failure.
+    const errors = adbd.output().split('\n').filter((l) => l.includes('"level":"error"'));
+    assert.deepEqual(errors, []);
   });
 });
