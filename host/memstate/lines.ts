@@ -28,11 +28,16 @@ export function linesOf(input: LineInput): Iterable<string> {
   return typeof input === 'string' ? splitLines(input) : input;
 }
 
-/** A line a parser may look at: not absurdly long and free of NUL/binary control bytes. */
+/**
+ * A line a parser may look at: not absurdly long, no NUL or invalid UTF-8 (U+FFFD), and at most a
+ * few other control characters (a task name may hold an escape sequence; binary data holds many).
+ */
 export function isSane(line: string): boolean {
   if (line.length > MAX_LINE_CHARS) return false;
+  if (/[\x00\ufffd]/.test(line)) return false;
   // eslint-disable-next-line no-control-regex
-  return !/[\x00-\x08\x0e-\x1f\x7f\ufffd]/.test(line);
+  const controls = line.match(/[\x01-\x08\x0e-\x1f\x7f]/g);
+  return !controls || controls.length <= 4;
 }
 
 /** Counts of lines a parser could not read, with a few short samples for the report. */
