@@ -188,6 +188,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     }
     const seen = new Map<string, GroupAcc>();
     const readUptime = s.uptimeS;
+    // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
+    let lo: KmemleakRecord | null = null;
+    let hi: KmemleakRecord | null = null;
     const onRecord = (r: KmemleakRecord): void => {
       const objKey = r.jiffies === null ? `${r.address}:?${r.line}` : `${r.address}:${r.jiffies}`;
       if (seen.has(objKey)) { snap.duplicates++; return; }
@@ -208,7 +211,13 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
         uptimes[c] = t;
         if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
       }
-      if (r.jiffies !== null) hzEst.observe(r.jiffies, r.pointerBits, readUptime, r.ageMs);
+      if (r.jiffies !== null) {
+        hzEst.observe(r.jiffies, r.pointerBits, readUptime, r.ageMs);
+        if (r.ageMs !== null) {
+          if (!lo || r.jiffies < lo.jiffies!) lo = r;
+          if (!hi || r.jiffies > hi.jiffies!) hi = r;
+        }
+      }
       const ruleMasks = groupRules.map((gr) => {
         if (!sm[ruleIndex.get(gr)!] || !gr.matchesObject(r)) return 0;
         return gr.rule.bootTime ? bootMask : allCandidates;
@@ -222,6 +231,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       bits[r.pointerBits]++;
     };
     const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, onRecord);
+    const loR = lo as KmemleakRecord | null;
+    const hiR = hi as KmemleakRecord | null;
+    if (loR && hiR && loR !== hiR && loR.pointerBits === hiR.pointerBits) hzEst.observeAgePair(loR.jiffies!, loR.ageMs!, hiR.jiffies!, hiR.ageMs!, loR.pointerBits);
     snap.bytes = fp.bytes;
     snap.unparsedLines = fp.counters.unparsedLines;
     snap.truncatedRecords = fp.counters.truncatedRecords;
@@ -300,12 +312,15 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     assumptions.push(`no usable snapshot times: snapshots assumed ${interval} s apart`);
   }
 
+  let lastData = -1;
+  snapshots.forEach((s, i) => { if (s.status !== 'missing' && s.status !== 'unreadable') lastData = i; });
   const recent = options.recentSnapshots ?? Math.max(2, Math.ceil(n / 4));
   const tAxis = snapshots.map((s) => s.t);
+  const hasData = snapshots.map((s) => s.status !== 'missing' && s.status !== 'unreadable');
   const groups: LeakGroup[] = [];
   const suppressed: SuppressedGroup[] = [];
   for (const g of table.groups.values()) {
-    const tr = trendOf(g.series, { t: tAxis, recent });
+    const tr = trendOf(g.series, { t: tAxis, recent, hasData });
     const lg = toLeakGroup(g, tr, c, displayStack(g.sampleStack));
     let by: CompiledRule | null = g.recordRule;
     if (!by) {
@@ -313,7 +328,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
         const gr = groupRules[i];
         if (g.seen === 0 || g.ruleMatches[i][c] !== g.seen) continue;
         if (gr.rule.unlessGrowing && tr.status === 'growing') continue;
-        if (gr.rule.groupCondition === 'all-vanished' && !(snapshotMode === 'persistent' && g.objects > 0 && g.vanished >= g.objects && g.lastSeen < n - 1)) continue;
+        if (gr.rule.groupCondition === 'all-vanished' && !(snapshotMode === 'persistent' && g.objects > 0 && g.vanished >= g.objects && g.lastSeen < lastData)) continue;
         by = gr;
         break;
       }

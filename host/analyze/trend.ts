@@ -163,8 +163,10 @@ export function leastSquaresSlope(xs: readonly number[], ys: readonly number[]):
 export interface TrendContext {
   /** Time axis per snapshot index (seconds), null where unknown. */
   t: readonly (number | null)[];
-  /** The last `recent` snapshots form the "recent" window of the status rules. */
+  /** The last `recent` snapshots with data form the "recent" window of the status rules. */
   recent: number;
+  /** Per snapshot index: whether its kmemleak text was read (missing/unreadable ones say nothing). */
+  hasData: readonly boolean[];
 }
 
 export interface TrendResult {
@@ -181,13 +183,18 @@ export interface TrendResult {
  */
 export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): TrendResult {
   const n = ctx.t.length;
+  // Snapshots without data (file missing or unreadable) neither end the run nor count as recent.
+  const withData: number[] = [];
+  for (let i = 0; i < n; i++) if (ctx.hasData[i] !== false) withData.push(i);
+  const lastData = withData.length ? withData[withData.length - 1] : n - 1;
+  const recentStart = withData.length ? withData[Math.max(0, withData.length - ctx.recent)] : 0;
   let snapshotsWithNew = 0;
   let lastNew = -1;
   for (const p of series) if (p.newObjects > 0) { snapshotsWithNew++; lastNew = p.snapshot; }
-  const first = series.length ? series[0].snapshot : n - 1;
+  const first = series.length ? series[0].snapshot : lastData;
   let status: LeakStatus;
-  if (first === n - 1) status = 'new';
-  else if (snapshotsWithNew >= 2) status = lastNew >= n - ctx.recent ? 'growing' : 'steady';
+  if (first >= lastData) status = 'new';
+  else if (snapshotsWithNew >= 2) status = lastNew >= recentStart ? 'growing' : 'steady';
   else status = 'one-shot';
 
   const xs: number[] = [];
@@ -196,10 +203,12 @@ export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): Trend
   let k = 0;
   let cumB = 0;
   let cumO = 0;
-  for (let i = Math.max(0, first - 1); i < n; i++) {
+  let start = first;
+  for (let i = first - 1; i >= 0; i--) if (ctx.hasData[i] !== false) { start = i; break; }
+  for (let i = start; i < n; i++) {
     while (k < series.length && series[k].snapshot <= i) { cumB = series[k].cumBytes; cumO = series[k].cumObjects; k++; }
     const t = ctx.t[i];
-    if (t === null || t === undefined) continue;
+    if (t === null || t === undefined || ctx.hasData[i] === false) continue;
     xs.push(t / 3600);
     yb.push(cumB);
     yo.push(cumO);

@@ -52,6 +52,7 @@ export class HzEstimator {
   private readonly residual = new Map<number, number>();
   private observations = 0;
   private ageObservations = 0;
+  private readonly pairVotes = new Map<number, number>();
 
   constructor(readonly candidates: readonly number[] = HZ_CANDIDATES) {
     for (const hz of candidates) { this.impossible.set(hz, 0); this.residual.set(hz, 0); }
@@ -72,6 +73,24 @@ export class HzEstimator {
     if (ageMs !== null && readUptimeS !== null) this.ageObservations++;
   }
 
+  /**
+   * Two records of the same read with `(age ...)`: their jiffies differ by HZ × their age
+   * difference, which gives HZ without knowing the uptime (the seed's plain folders).
+   */
+  observeAgePair(j1: number, age1Ms: number, j2: number, age2Ms: number, pointerBits: 32 | 64): void {
+    let dj = j2 - j1;
+    if (pointerBits === 32) {
+      dj = ((dj % TWO32) + TWO32) % TWO32;
+      if (dj > TWO32 / 2) dj -= TWO32;
+    }
+    const da = (age1Ms - age2Ms) / 1000;
+    if (Math.abs(dj) < 500 || da === 0 || Math.sign(dj) !== Math.sign(da)) return;
+    const est = dj / da;
+    let best = this.candidates[0];
+    for (const hz of this.candidates) if (Math.abs(hz - est) < Math.abs(best - est)) best = hz;
+    if (Math.abs(best - est) / best < 0.05) this.pairVotes.set(best, (this.pairVotes.get(best) ?? 0) + 1);
+  }
+
   /** Best HZ and whether the data decided it ('inferred') or it fell back to DEFAULT_HZ ('assumed'). */
   result(): { hz: number; source: 'inferred' | 'assumed'; why: string } {
     if (this.observations === 0) return { hz: DEFAULT_HZ, source: 'assumed', why: 'no record with jiffies' };
@@ -82,6 +101,8 @@ export class HzEstimator {
       const meanErr = this.residual.get(best)! / this.ageObservations;
       if (meanErr < 5) return { hz: best, source: 'inferred', why: `uptime − age matches jiffies within ${meanErr.toFixed(2)} s on average` };
     }
+    const votes = [...this.pairVotes.entries()].filter(([hz]) => possible.includes(hz)).sort((a, b) => b[1] - a[1]);
+    if (votes.length) return { hz: votes[0][0], source: 'inferred', why: `jiffies differences match age differences at HZ=${votes[0][0]} (${votes[0][1]} snapshot(s))` };
     if (possible.length === 1) return { hz: possible[0], source: 'inferred', why: 'the only HZ for which every jiffies value is after boot and before its read' };
     const hz = possible.includes(DEFAULT_HZ) ? DEFAULT_HZ : possible[possible.length - 1];
     return { hz, source: 'assumed', why: `jiffies fit HZ ${possible.join('/')}` };
