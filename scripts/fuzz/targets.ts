@@ -1,0 +1,63 @@
+// What gets fuzzed: each target names its corpus (real captures) and a function that must never
+// throw on any input. Add a target here to fuzz another parser (the /proc parsers go here too).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Fingerprinter } from '../../host/kmemleak/fingerprint.js';
+import { LineSplitter } from '../../host/kmemleak/lines.js';
+import { KmemleakParser, parseKmemleakText } from '../../host/kmemleak/parser.js';
+import { HzEstimator, allocUptimeS } from '../../host/kmemleak/jiffies.js';
+import type { KmemleakRecord } from '../../host/kmemleak/types.js';
+
+// dist/scripts/fuzz/ → repository root (fixtures stay in the source tree).
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export interface FuzzTarget {
+  name: string;
+  /** Corpus files, relative to the repository root. */
+  corpus: () => string[];
+  /** Must not throw. `r` gives deterministic randomness (e.g. chunk sizes). */
+  run: (text: string, r: () => number) => void;
+}
+
+function filesIn(rel: string, ext = '.txt'): string[] {
+  const dir = path.join(REPO_ROOT, rel);
+  return fs.readdirSync(dir).filter((f) => f.endsWith(ext)).sort().map((f) => path.join(rel, f));
+}
+
+function checkRecord(r: KmemleakRecord): void {
+  // Invariants any record must keep, whatever the input.
+  if (!/^[0-9a-f]+$/.test(r.address)) throw new Error(`bad address ${r.address}`);
+  if (!Number.isFinite(r.size) || r.size < 0) throw new Error(`bad size ${r.size}`);
+  if (r.frames.length > 64) throw new Error('frame cap exceeded');
+  if (r.hex !== null && r.hex.length > 128) throw new Error('hex cap exceeded');
+  if (r.comm !== null && r.comm.length > 64) throw new Error('comm cap exceeded');
+}
+
+export const TARGETS: FuzzTarget[] = [
+  {
+    name: 'kmemleak',
+    corpus: () => [...filesIn('test/fixtures/kmemleak'), ...filesIn('test/fixtures/shared/kmemleak')],
+    run(text, r) {
+      // In memory, and streamed in random chunk sizes: both must agree on the record count.
+      const a = parseKmemleakText(text);
+      const fp = new Fingerprinter();
+      const hz = new HzEstimator();
+      let streamed = 0;
+      const p = new KmemleakParser({ onRecord: (rec) => { streamed++; checkRecord(rec); fp.identify(rec); if (rec.jiffies !== null) { hz.observe(rec.jiffies, rec.pointerBits, 100, rec.ageMs); allocUptimeS(rec.jiffies, 250, rec.pointerBits, 100); } } });
+      const sp = new LineSplitter((l, o) => p.line(l, o));
+      const buf = Buffer.from(text, 'utf8');
+      for (let i = 0; i < buf.length;) {
+        const n = 1 + Math.floor(r() * 4096);
+        sp.pushBuffer(buf.subarray(i, i + n));
+        i += n;
+      }
+      sp.end();
+      p.end(sp.lastLineUnterminated);
+      hz.result();
+      for (const rec of a.records) checkRecord(rec);
+      if (streamed !== a.records.length) throw new Error(`streamed ${streamed} records, in-memory ${a.records.length}`);
+      if (p.counters.unparsedLines + p.counters.records > p.counters.lines + 1 && p.counters.lines > 0) throw new Error('counters inconsistent');
+    },
+  },
+];
