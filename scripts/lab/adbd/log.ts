@@ -24,6 +24,13 @@ export class Logger {
     this.write('error', msg, fields);
   }
 
+  /** Flush and close the log file (call before process.exit). */
+  close(): Promise<void> {
+    const out = this.out;
+    if (!out || out.closed) return Promise.resolve();
+    return new Promise((resolve) => out.end(() => resolve()));
+  }
+
   private write(level: string, msg: string, fields?: LogFields): void {
     let line: string;
     try {
@@ -31,7 +38,7 @@ export class Logger {
     } catch {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg }) + '\n';
     }
-    if (this.out) this.out.write(line);
-    else process.stderr.write(line);
+    if (!this.out) process.stderr.write(line);
+    else if (!this.out.writableEnded) this.out.write(line);
   }
 }

@@ -52,10 +52,11 @@ async function main(): Promise<void> {
     process.stderr.write(`adbd: cannot listen on ${opts.listen}:${opts.port}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  if (opts.pidfile) fs.writeFileSync(opts.pidfile, `${process.pid}\n`);
-  log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload });
-  process.stdout.write(`adbd listening on ${daemon.address}:${daemon.port}\n`);
-
+  if (opts.pidfile) {
+    const pidfile = opts.pidfile;
+    fs.writeFileSync(pidfile, `${process.pid}\n`);
+    process.on('exit', () => fs.rmSync(pidfile, { force: true }));
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -63,13 +64,17 @@ async function main(): Promise<void> {
     log.info('stopping', { signal });
     const timer = setTimeout(() => process.exit(0), 2000);
     timer.unref();
-    void daemon.close().finally(() => {
-      if (opts.pidfile) fs.rmSync(opts.pidfile, { force: true });
-      process.exit(0);
-    });
+    void daemon
+      .close()
+      .then(() => log.close())
+      .finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  // Announce only now: whoever waits for this line may signal us at once.
+  log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload });
+  process.stdout.write(`adbd listening on ${daemon.address}:${daemon.port}\n`);
 }
 
 void main();
