@@ -112,12 +112,13 @@ errno_of() {
   esac
 }
 
-# read_err: first line of the captured stderr of the last step -> err_msg, errno_word.
-read_err() {
-  err_msg=
-  if [ -s "$tmp_err" ]; then
-    IFS= read -r err_msg <"$tmp_err"
-  fi
+NL='
+'
+
+# set_err TEXT -> err_msg (its first line), errno_word. Steps capture their stderr with
+# $( ... 2>&1 ) rather than into a file: on a full disk a file could not hold the message.
+set_err() {
+  err_msg=${1%%"$NL"*}
   errno_of "$err_msg"
 }
 
@@ -197,10 +198,12 @@ kml_write() {
     kw_try=$((kw_try + 1))
     now_ms
     kw_t0=$now_ms_v
-    (
-      trap '' TERM INT HUP
-      echo "$1" >"$kmemleak_cmd"
-    ) 2>"$tmp_err"
+    kw_out=$(
+      (
+        trap '' TERM INT HUP
+        echo "$1" >"$kmemleak_cmd"
+      ) 2>&1
+    )
     kw_rc=$?
     now_ms
     ms_between "$kw_t0" "$now_ms_v"
@@ -210,7 +213,7 @@ kml_write() {
       kmemleak_state=ok
       return 0
     fi
-    read_err
+    set_err "$kw_out"
     kw_errno=$errno_word
     if [ "$kw_rc" -gt 128 ] && [ -z "$err_msg" ]; then kw_errno=EINTR; fi
     log "write '$1' to $kmemleak_cmd failed ($kw_errno, rc $kw_rc): $err_msg"
@@ -228,10 +231,12 @@ kml_read() {
     kr_try=$((kr_try + 1))
     now_ms
     kr_t0=$now_ms_v
-    (
-      trap '' TERM INT HUP
-      exec cat "$kmemleak"
-    ) >"$1" 2>"$tmp_err"
+    kr_out=$(
+      (
+        trap '' TERM INT HUP
+        exec cat "$kmemleak"
+      ) 2>&1 >"$1"
+    )
     kr_rc=$?
     now_ms
     ms_between "$kr_t0" "$now_ms_v"
@@ -240,7 +245,7 @@ kml_read() {
       kr_errno=
       return 0
     fi
-    read_err
+    set_err "$kr_out"
     kr_errno=$errno_word
     if [ "$kr_rc" -gt 128 ] && [ -z "$err_msg" ]; then kr_errno=EINTR; fi
     log "read of $kmemleak failed ($kr_errno, rc $kr_rc): $err_msg"
@@ -332,20 +337,25 @@ collect_kmsg() {
   kmsg_new_s=$mk_s
   kmsg_new_u=$mk_u
   if [ -n "$kmsg_source" ]; then
-    cat "$kmsg_source" >"$tmp_dmesg" 2>"$tmp_err"
+    kc_out=$(cat "$kmsg_source" 2>&1 >"$tmp_dmesg")
   else
-    dmesg >"$tmp_dmesg" 2>"$tmp_err"
+    kc_out=$(dmesg 2>&1 >"$tmp_dmesg")
   fi
   kc_rc=$?
   if [ "$kc_rc" -ne 0 ]; then
-    read_err
+    set_err "$kc_out"
     add_unreadable kmsg
     if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
     rm -f "$tmp_dmesg"
     return 0
   fi
-  grep -i -E "$KMSG_PATTERN" "$tmp_dmesg" >"$tmp_kmsg" 2>/dev/null
+  kc_out=$(grep -i -E "$KMSG_PATTERN" "$tmp_dmesg" 2>&1 >"$tmp_kmsg")
   rm -f "$tmp_dmesg"
+  if [ -n "$kc_out" ]; then
+    # A short $tmp_kmsg only delays lines: the marker never passes a line not published.
+    set_err "$kc_out"
+    if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
+  fi
   kc_line=0
   kc_first=0
   while IFS= read -r kc_text || [ -n "$kc_text" ]; do
@@ -360,11 +370,11 @@ collect_kmsg() {
     fi
   done <"$tmp_kmsg"
   if [ "$kc_first" -gt 0 ]; then
-    tail -n "+$kc_first" "$tmp_kmsg" >"$1/kmsg.txt" 2>"$tmp_err"
+    kc_out=$(tail -n "+$kc_first" "$tmp_kmsg" 2>&1 >"$1/kmsg.txt")
   else
-    : >"$1/kmsg.txt" 2>"$tmp_err"
+    kc_out=$(: 2>&1 >"$1/kmsg.txt")
   fi || {
-    read_err
+    set_err "$kc_out"
     if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
     add_error "kmsg:$errno_word"
   }
@@ -385,12 +395,16 @@ store_kmsg_marker() {
 
 collect_memstate() { # collect_memstate PART
   for cm_name in meminfo vmstat buddyinfo zoneinfo slabinfo pagetypeinfo; do
-    if [ -r "/proc/$cm_name" ] && cat "/proc/$cm_name" >"$1/$cm_name.txt" 2>"$tmp_err"; then
+    cm_out=
+    if [ -r "/proc/$cm_name" ] && cm_out=$(cat "/proc/$cm_name" 2>&1 >"$1/$cm_name.txt"); then
       continue
     fi
-    read_err
+    set_err "$cm_out"
     rm -f "$1/$cm_name.txt"
-    if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
+    if [ "$errno_word" = ENOSPC ]; then
+      cyc_nospace=1
+      log "no space left for $cm_name.txt"
+    fi
     add_unreadable "$cm_name"
   done
 }
@@ -412,7 +426,8 @@ detect_hash_tool() {
   fi
 }
 
-# write_meta PART N -> PART/meta.txt (returns non-zero when it could not be written)
+# write_meta PART N -> PART/meta.txt; non-zero (err_msg, errno_word set) when it could not be
+# written. A failing echo does not change a block's status, so any stderr output counts.
 write_meta() {
   wm_files=
   for wm_f in $SNAPSHOT_FILES; do
@@ -429,7 +444,7 @@ write_meta() {
     wm_leaks=$(grep -c '^unreferenced object' "$1/kmemleak.txt" 2>/dev/null)
     is_uint "$wm_leaks" || wm_leaks=0
   fi
-  {
+  wm_out=$({
     echo "seq=$2"
     echo "boot_id=$boot_id"
     echo "uptime_s=$cyc_uptime"
@@ -461,34 +476,47 @@ write_meta() {
         echo "$hash_key.$wm_name=$wm_hex"
       done
     fi
-  } >"$1/meta.txt" 2>"$tmp_err"
+  } 2>&1 >"$1/meta.txt")
+  wm_rc=$?
+  set_err "$wm_out"
+  [ "$wm_rc" -eq 0 ] && [ -z "$wm_out" ]
 }
 
 # ---------------------------------------------------------------------------------- heartbeat
 
-write_heartbeat() { # write_heartbeat STATE
-  hb_state=$1
+# heartbeat_lines STATE: the heartbeat's text.
+heartbeat_lines() {
+  echo "pid=$$"
+  echo "boot_id=$boot_id"
+  echo "seq=$seq"
+  echo "state=$1"
+  echo "last_cycle_wall=$last_cycle_wall"
+  echo "next_cycle_wall=$next_cycle_wall"
+  echo "free_kb=$free_kb"
+  echo "skipped_total=$skipped_total"
+  echo "last_error=$last_error"
+  echo "kmemleak=$kmemleak_state"
+  echo "protocol=$protocol"
+  echo "interval=$interval"
+  echo "scan_wait_s=$scan_wait"
+  echo "min_free_kb=$min_free_kb"
+  echo "cycles=$cycles"
+  echo "started_wall=$started_wall"
+  echo "updated_wall=$hb_wall"
+  echo "agent_version=$KML_AGENT_VERSION"
+}
+
+# write_heartbeat STATE: atomically (tmp + rename). On a full disk the tmp file cannot get a
+# block; then the heartbeat is rewritten in place (it frees its own block first), because a
+# stale "running" would hide the reason from the host.
+write_heartbeat() {
   hb_wall=$(date +%s)
-  {
-    echo "pid=$$"
-    echo "boot_id=$boot_id"
-    echo "seq=$seq"
-    echo "state=$hb_state"
-    echo "last_cycle_wall=$last_cycle_wall"
-    echo "next_cycle_wall=$next_cycle_wall"
-    echo "free_kb=$free_kb"
-    echo "skipped_total=$skipped_total"
-    echo "last_error=$last_error"
-    echo "kmemleak=$kmemleak_state"
-    echo "protocol=$protocol"
-    echo "interval=$interval"
-    echo "scan_wait_s=$scan_wait"
-    echo "min_free_kb=$min_free_kb"
-    echo "cycles=$cycles"
-    echo "started_wall=$started_wall"
-    echo "updated_wall=$hb_wall"
-    echo "agent_version=$KML_AGENT_VERSION"
-  } >"$dir/heartbeat.tmp" 2>/dev/null && mv -f "$dir/heartbeat.tmp" "$dir/heartbeat"
+  if heartbeat_lines "$1" >"$dir/heartbeat.tmp" 2>/dev/null && [ -s "$dir/heartbeat.tmp" ] &&
+    mv -f "$dir/heartbeat.tmp" "$dir/heartbeat" 2>/dev/null; then
+    return 0
+  fi
+  rm -f "$dir/heartbeat.tmp"
+  heartbeat_lines "$1" >"$dir/heartbeat" 2>/dev/null
 }
 
 # ----------------------------------------------------------------------------- pidfile lock
@@ -529,8 +557,8 @@ acquire_pidfile() {
     fi
     log "taking over stale pidfile (pid '$al_old' is not a running kml-agent)"
   fi
-  if ! { echo "$$" >"$pidfile.tmp" && mv -f "$pidfile.tmp" "$pidfile"; } 2>"$tmp_err"; then
-    read_err
+  if ! al_out=$({ echo "$$" >"$pidfile.tmp" && mv -f "$pidfile.tmp" "$pidfile"; } 2>&1); then
+    set_err "$al_out"
     rmdir "$al_lock" 2>/dev/null
     fatal 5 "cannot write $pidfile: $err_msg"
   fi
@@ -566,7 +594,10 @@ load_seq() {
 }
 
 store_seq() { # store_seq N: returns non-zero when N could not be persisted
-  { echo "$1" >"$dir/seq.tmp" && mv -f "$dir/seq.tmp" "$dir/seq"; } 2>"$tmp_err"
+  ss_out=$({ echo "$1" >"$dir/seq.tmp" && mv -f "$dir/seq.tmp" "$dir/seq"; } 2>&1)
+  ss_rc=$?
+  set_err "$ss_out"
+  return "$ss_rc"
 }
 
 count_skipped() {
@@ -612,7 +643,6 @@ run_cycle() {
 
   n=$((seq + 1))
   if ! store_seq "$n"; then
-    read_err
     # Not persisted: N might be handed out again after a restart, so nothing may carry it.
     log "cannot persist seq $n ($errno_word: $err_msg): cycle skipped"
     last_error="seq_write:$errno_word"
@@ -630,8 +660,8 @@ run_cycle() {
 
   part=$snapdir/.partial-$n
   rm -rf "$part"
-  if ! mkdir "$part" 2>"$tmp_err"; then
-    read_err
+  if ! mk_out=$(mkdir "$part" 2>&1); then
+    set_err "$mk_out"
     record_skip "$n" "mkdir_$errno_word"
     last_error="mkdir:$errno_word"
     cycle_state=skipping
@@ -671,18 +701,20 @@ run_cycle() {
   fi
   collect_memstate "$part"
   collect_kmsg "$part"
+  cyc_meta_ok=1
   if ! write_meta "$part" "$n"; then
-    read_err
     if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
-    add_error "meta:$errno_word"
+    cyc_meta_ok=0
+    log "meta.txt of cycle $n not written ($errno_word): $err_msg"
   fi
 
-  if [ "$cyc_nospace" = 1 ]; then
-    # A snapshot that did not fit is not published: its leaks were not cleared, so the next
-    # cycle reads them again.
+  if [ "$cyc_nospace" = 1 ] || [ "$cyc_meta_ok" = 0 ]; then
+    # Not published: a snapshot that did not fit, or one the host could not verify. Its leaks
+    # were not cleared, so the next cycle reads them again.
     rm -rf "$part"
-    record_skip "$n" no_space
-    last_error=no_space
+    if [ "$cyc_nospace" = 1 ]; then cs_reason=no_space; else cs_reason="meta_$errno_word"; fi
+    record_skip "$n" "$cs_reason"
+    last_error=$cs_reason
     cycle_state=skipping
     return 0
   fi
@@ -694,8 +726,8 @@ run_cycle() {
     last_error=seq_collision
     return 0
   fi
-  if ! mv "$part" "$snapdir/$n" 2>"$tmp_err"; then
-    read_err
+  if ! mv_out=$(mv "$part" "$snapdir/$n" 2>&1); then
+    set_err "$mv_out"
     rm -rf "$part"
     record_skip "$n" "publish_$errno_word"
     last_error="publish:$errno_word"
@@ -826,7 +858,6 @@ main() {
     echo "kml-agent: cannot create or write $snapdir" >&2
     exit 5
   fi
-  tmp_err=$dir/.err.$$
   tmp_dmesg=$dir/.dmesg.$$
   tmp_kmsg=$dir/.kmsg.$$
   stop_requested=0
@@ -837,8 +868,7 @@ main() {
   acquire_pidfile
   # Stale partials were never published and their leaks never cleared (see the header).
   rm -rf "$snapdir"/.partial-*
-  rm -f "$dir"/.err.* "$dir"/.dmesg.* "$dir"/.kmsg.* "$dir/heartbeat.tmp" "$dir/seq.tmp" 2>/dev/null
-  : >"$tmp_err"
+  rm -f "$dir"/.dmesg.* "$dir"/.kmsg.* "$dir/heartbeat.tmp" "$dir/seq.tmp" 2>/dev/null
 
   boot_id=unknown
   if [ -r /proc/sys/kernel/random/boot_id ]; then read -r boot_id </proc/sys/kernel/random/boot_id; fi
@@ -890,7 +920,7 @@ main() {
   next_cycle_wall=
   if [ "$stop_requested" = 1 ]; then note_stop; fi
   write_heartbeat stopped
-  rm -f "$tmp_err" "$tmp_dmesg" "$tmp_kmsg"
+  rm -f "$tmp_dmesg" "$tmp_kmsg"
   release_pidfile
   log "stopped after $cycles cycle(s), last seq $seq"
   exit 0

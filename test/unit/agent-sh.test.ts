@@ -349,6 +349,32 @@ for (const shell of SHELLS) {
       }
     });
 
+    test('disk full while writing a snapshot: not published, no clear, logged as no_space', async (t) => {
+      const r = await rig();
+      // A private mount namespace with a tiny tmpfs as the agent dir; copied out before it vanishes.
+      const probe = spawnSync('unshare', ['-m', '/bin/sh', '-c', `mount -t tmpfs -o size=8k tmpfs ${r.root}`]);
+      if (probe.status !== 0) {
+        t.skip('cannot mount a tmpfs in a private mount namespace here');
+        return;
+      }
+      for (const [size, failing] of [['16k', 'kmemleak.txt'], ['64k', 'a /proc sample']] as const) {
+        const mnt = path.join(r.root, `mnt-${size}`);
+        const out = path.join(r.root, `out-${size}`);
+        await mkdir(mnt);
+        const script = 'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99; mnt=$2; out=$3; shift 3; "$@"; rc=$?; cp -a "$mnt" "$out"; exit $rc';
+        const res = spawnSync('unshare', ['-m', '/bin/sh', '-c', script, 'x', size, mnt, out,
+          ...shell.argv, AGENT_SCRIPT, '--dir', mnt, '--kmemleak', r.km, '--kmemleak-cmd', r.fifo, '--kmsg-source', r.kmsg,
+          '--protocol', 'seed', '--once', '--min-free-kb', '0'], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(res.status, 0, `${size}: ${res.stdout}${res.stderr}`);
+        assert.deepEqual((await readdir(path.join(out, 'snapshots'))), [], `${size}: nothing published when ${failing} did not fit`);
+        const skipped = parseSkipped(await readFile(path.join(out, 'skipped.log'), 'utf8'));
+        assert.deepEqual(skipped.map((s) => [s.seq, s.reason]), [[1, 'no_space']]);
+        assert.equal((await readFile(path.join(out, 'seq'), 'utf8')).trim(), '1');
+        assert.deepEqual(parseHeartbeat(await readFile(path.join(out, 'heartbeat'), 'utf8')).lastError, ['no_space']);
+      }
+      assert.deepEqual(await r.commands(), [], 'leaks that were not saved are never cleared');
+    });
+
     test('bad options are usage errors (exit 2) with a clear message', async () => {
       const r = await rig();
       const cases: Array<[string[], RegExp]> = [
