@@ -115,6 +115,32 @@ export class SnapshotWriter {
   }
 
   /**
+   * Stage a file that `fill` writes to the temp path itself (e.g. an adb sync pull that hashes on
+   * the way) and reports {bytes, sha256} for; then verified like stageStream. `fill` must fsync.
+   */
+  async stageFilled(name: string, fill: (tempPath: string) => Promise<{ bytes: number; sha256: string }>, expect: Expect = {}): Promise<{ bytes: number; sha256: string }> {
+    this.checkName(name);
+    const temp = tempPathIn(this.o.runDir, name);
+    try {
+      const got = await fill(temp);
+      let problem =
+        expect.bytes !== undefined && expect.bytes !== got.bytes ? `size ${got.bytes} ≠ ${expect.bytes} on the device`
+        : expect.sha256 && expect.sha256 !== got.sha256 ? `sha256 ${got.sha256.slice(0, 12)}… ≠ device's ${expect.sha256.slice(0, 12)}…`
+        : undefined;
+      if (!problem && expect.md5) {
+        const md5 = createHash('md5').update(await fs.readFile(temp)).digest('hex');
+        if (md5 !== expect.md5) problem = `md5 differs from the device's`;
+      }
+      if (problem) throw new VerifyError(`${name}: ${problem}`);
+      this.staged.set(name, { name, temp, bytes: got.bytes, sha256: got.sha256 });
+      return got;
+    } catch (e) {
+      await fs.rm(temp, { force: true }).catch(() => {});
+      throw e;
+    }
+  }
+
+  /**
    * Stage a file kml converts (meta.txt → meta_<N>.json): `stored` is what goes to disk,
    * `source` the device's bytes (their hash identifies the snapshot).
    */
