@@ -26,6 +26,8 @@ import { openService } from './services/index.js';
 
 /** Streams one connection may hold open at once (a flood of OPENs gets CLSE beyond this). */
 const MAX_STREAMS = 1024;
+/** Unsent bytes on the socket above which streams hold their next WRTE until 'drain'. */
+const SOCKET_HIGH_WATER = 8 * 1024 * 1024;
 /** Longest service name we parse (OPEN payload); adb's own limit is the payload size. */
 const MAX_SERVICE_NAME = 64 * 1024;
 
@@ -40,6 +42,7 @@ export class Connection implements StreamTransport {
   private version = A_VERSION;
   private payloadLimit = MAX_PAYLOAD_V1;
   private dead = false;
+  private readonly waitingForDrain = new Set<AdbStream>();
 
   constructor(
     private readonly socket: net.Socket,
@@ -50,6 +53,7 @@ export class Connection implements StreamTransport {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
+    socket.on('drain', () => this.onDrain());
     socket.on('error', (err) => this.drop(`socket error: ${err.message}`, 'info'));
     socket.on('close', () => this.drop('peer closed the connection', 'info'));
     this.ctx.log.info('connection opened', { conn: this.id, peer: `${socket.remoteAddress}:${socket.remotePort}` });
@@ -65,6 +69,20 @@ export class Connection implements StreamTransport {
     this.send(A_WRTE, localId, remoteId, data);
   }
 
+  writable(): boolean {
+    return this.socket.writableLength < SOCKET_HIGH_WATER;
+  }
+
+  wakeWhenWritable(stream: AdbStream): void {
+    this.waitingForDrain.add(stream);
+  }
+
+  private onDrain(): void {
+    const waiting = [...this.waitingForDrain];
+    this.waitingForDrain.clear();
+    for (const s of waiting) if (!this.dead) s.flush();
+  }
+
   sendOkay(localId: number, remoteId: number): void {
     this.send(A_OKAY, localId, remoteId);
   }
@@ -75,6 +93,7 @@ export class Connection implements StreamTransport {
 
   forget(stream: AdbStream): void {
     if (this.streams.get(stream.localId) === stream) this.streams.delete(stream.localId);
+    this.waitingForDrain.delete(stream);
   }
 
   onServiceError(stream: AdbStream, err: unknown): void {

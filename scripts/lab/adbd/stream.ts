@@ -20,6 +20,9 @@ export type CloseReason = 'remote' | 'local' | 'connection' | 'protocol';
 export interface StreamTransport {
   readonly maxPayload: number;
   sendWrite(localId: number, remoteId: number, data: Buffer): void;
+  /** False while the socket has too much unsent data; the stream then waits for wakeWhenWritable. */
+  writable(): boolean;
+  wakeWhenWritable(stream: AdbStream): void;
   sendOkay(localId: number, remoteId: number): void;
   sendClose(localId: number, remoteId: number): void;
   forget(stream: AdbStream): void;
@@ -146,9 +149,15 @@ export class AdbStream {
     });
   }
 
-  private flush(): void {
+  /** Send the next WRTE (or the final CLSE) if the protocol and the socket allow it. */
+  flush(): void {
     if (this.closedReason || this.awaitingAck) return;
     if (this.outBytes > 0) {
+      if (!this.transport.writable()) {
+        // A host that does not read its socket must not make us buffer without bound.
+        this.transport.wakeWhenWritable(this);
+        return;
+      }
       const chunk = this.takeChunk(this.transport.maxPayload);
       this.awaitingAck = true;
       this.transport.sendWrite(this.localId, this.remoteId, chunk);
