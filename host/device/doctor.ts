@@ -7,7 +7,8 @@ import { gunzipSync } from 'node:zlib';
 import { Adb, resolveAdbEndpoint } from '../adb/client.js';
 import { ABSENT, isOnline, stateWord, type DeviceState } from '../adb/device-list.js';
 import { AdbError } from '../adb/errors.js';
-import { validateSerial } from '../adb/quote.js';
+import { shDisplay, validateSerial } from '../adb/quote.js';
+import { ExitCode, KmlError } from '../errors.js';
 import { adbdIsRoot, asRoot, detectRoot, type RootInfo, type RootMethod } from '../adb/root.js';
 import type { Logger } from '../log.js';
 import {
@@ -416,4 +417,20 @@ export async function quickReadiness(adb: Adb, serial: string, state: DeviceStat
     out.reason = (e as Error).message;
   }
   return out;
+}
+
+/**
+ * For callers that refuse to start on a device that is not ready (kml collect): undefined when
+ * ready, else a KmlError — ExitCode.DEVICE when the device is unavailable, ExitCode.NOT_CAPABLE
+ * otherwise — naming the failed checks, with the first remedy as hint and all checks in details.
+ */
+export function doctorFailure(r: DoctorResult): KmlError | undefined {
+  if (r.ready) return undefined;
+  const fails = r.checks.filter((c) => c.status === 'FAIL');
+  const code = r.exitCode === ExitCode.DEVICE ? ExitCode.DEVICE : ExitCode.NOT_CAPABLE;
+  const what = fails.map((c) => `${c.title}: ${c.detail}`).join('; ');
+  return new KmlError(code, `device ${r.serial} is not ready for kmemleak collection (${what})`, {
+    hint: `${fails[0]?.remedy ?? 'run `kml doctor` for details'}\n(run \`kml doctor -s ${shDisplay(r.serial)}\` for the full report)`,
+    details: { checks: r.checks },
+  });
 }

@@ -11,7 +11,7 @@ import {
   evaluateKernelLog, evaluateProbe, formatCheckLines, KMEMLEAK_PROBE_COMMAND, kmemleakBootParam, parseBootconfig, parseCmdline,
   parseDfK, parseKernelConfig, parseStatFs, scanKernelLog, spaceStatus, SPACE_LIMITS,
 } from '../../host/device/doctor-checks.js';
-import { parseGetprop } from '../../host/device/doctor.js';
+import { doctorFailure, parseGetprop, type DoctorResult } from '../../host/device/doctor.js';
 import { debugfsRemedy, keepDebugfsRemedy, noRootRemedy, REMEDY, rootShell } from '../../host/device/remedies.js';
 
 /** A shared fixture without the capture script's `[section rc=N]` / `## name` framing lines. */
@@ -197,4 +197,22 @@ test('remedies: commands quote hostile serials and follow the root method', () =
   assert.match(keepDebugfsRemedy('S1', 'adb-root'), /persist\.dbg\.keep_debugfs_mounted/);
   assert.match(noRootRemedy({ serial: 'S1', debuggable: '0', allowAdbRoot: true }), /userdebug or eng/);
   assert.match(noRootRemedy({ serial: 'S1', debuggable: '1', allowAdbRoot: false }), /--no-adb-root/);
+});
+
+test('doctorFailure: undefined when ready; NOT_CAPABLE naming the failed checks; DEVICE when unavailable', () => {
+  const base = (checks: DoctorResult['checks']): DoctorResult => {
+    const exitCode = doctorExitCode(checks);
+    return {
+      schemaVersion: 1, serial: 'x;reboot', adbPort: 5037, state: 'device', ready: exitCode === 0, exitCode, checks, rootMethod: 'adbd-root',
+      props: {}, kernel: {}, space: { deviceDir: '/data/local/tmp', hostDir: '/tmp' }, startedAt: '', durationMs: 0,
+    };
+  };
+  assert.equal(doctorFailure(base([check('device', 'device reachable', 'PASS', 'ok')])), undefined);
+  const nc = doctorFailure(base([check('device', 'device reachable', 'PASS', 'ok'), check('boot-params', 'kmemleak enabled at boot', 'FAIL', 'DEFAULT_OFF=y', REMEDY.defaultOff)]));
+  assert.equal(nc?.exitCode, ExitCode.NOT_CAPABLE);
+  assert.match(nc!.message, /kmemleak enabled at boot: DEFAULT_OFF=y/);
+  assert.match(nc!.hint!, /kmemleak=on/);
+  assert.match(nc!.hint!, /kml doctor -s 'x;reboot'/);
+  const dev = doctorFailure(base([check('device', 'device reachable', 'FAIL', 'offline', 'replug')]));
+  assert.equal(dev?.exitCode, ExitCode.DEVICE);
 });
