@@ -16,14 +16,16 @@ export interface ShellSpec {
 }
 
 function childEnv(ctx: DaemonContext, term: string | undefined): NodeJS.ProcessEnv {
+  // The launcher's environment wins (the lab guest sets Android's: HOME=/, TMPDIR, PATH);
+  // like adbd, fill in the user's identity where it is missing.
   const env: NodeJS.ProcessEnv = { ...process.env };
   try {
     const me = os.userInfo();
-    env.HOME = me.homedir || '/';
-    env.USER = me.username;
-    env.LOGNAME = me.username;
+    env.HOME ??= me.homedir || '/';
+    env.USER ??= me.username;
+    env.LOGNAME ??= me.username;
   } catch {
-    // no passwd entry (minimal guest): keep the inherited values
+    // no passwd entry (minimal guest): keep what we have
   }
   env.SHELL = ctx.config.shell;
   // adbd sets TMPDIR=/data/local/tmp; only where that exists (not on a plain host).
