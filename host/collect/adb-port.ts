@@ -33,7 +33,7 @@ export interface AdbPortOptions {
 export class AdbDevicePort implements DevicePort {
   readonly serial: string;
   private readonly adb: Adb;
-  private readonly log: Logger;
+  private log: Logger;
   private root: RootMethod | undefined;
   private agentCtl: AgentControl | undefined;
   private readonly timeoutMs: number;
@@ -43,6 +43,13 @@ export class AdbDevicePort implements DevicePort {
     this.adb = o.adb;
     this.log = o.log;
     this.timeoutMs = o.commandTimeoutMs ?? 20_000;
+  }
+
+  /** Switch logging to the run's log once the run folder exists (after doctor). */
+  useLogger(log: Logger): this {
+    this.log = log;
+    this.agentCtl = undefined;
+    return this;
   }
 
   private get dir(): string {
@@ -94,11 +101,11 @@ export class AdbDevicePort implements DevicePort {
     };
   }
 
-  async attach(): Promise<void> {
+  async attach(opts: { allowAdbRoot?: boolean } = {}): Promise<void> {
     if (this.o.skipDoctorWithRoot) {
       this.root = this.o.skipDoctorWithRoot;
     } else if (!this.root || this.root === 'none') {
-      this.root = await ensureRoot(this.adb, this.serial);
+      this.root = await ensureRoot(this.adb, this.serial, { allowAdbRoot: opts.allowAdbRoot ?? true });
     }
     this.agentCtl = undefined;
   }

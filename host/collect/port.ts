@@ -43,8 +43,11 @@ export interface DevicePort {
   readonly serial: string;
   /** Check the device can run collection (root, kmemleak, debugfs); root it if needed. */
   doctor(): Promise<DoctorOutcome>;
-  /** Light preparation for pull/status/stop: find how to be root (no kmemleak checks). */
-  attach(): Promise<void>;
+  /**
+   * Light preparation for pull/status/stop: find how to be root (no kmemleak checks).
+   * `allowAdbRoot: false` never restarts adbd (which would kill a running agent).
+   */
+  attach(opts?: { allowAdbRoot?: boolean }): Promise<void>;
   /** The device's current /proc/sys/kernel/random/boot_id. */
   bootId(): Promise<string>;
   /** Push the agent if missing or different, and start it unless one is already running. */

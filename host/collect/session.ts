@@ -1,0 +1,295 @@
+// What `kml collect`, `kml pull`, `kml status` and `kml stop` do, one device at a time; the
+// command module only parses options and prints. Each device: lock → doctor (or attach) →
+// run folder → worker. One failing device never stops the others (`collectAll`).
+import path from 'node:path';
+import { Adb, type RootMethod } from '../adb/index.js';
+import { ExitCode, KmlError, isKmlError } from '../errors.js';
+import { createLogger, type Logger, type LogLevel } from '../log.js';
+import { MANIFEST, RUN_LOG, deviceDirOf } from '../store/layout.js';
+import { currentLock, ownerState, type LockOwner } from '../store/lock.js';
+import { readManifest } from '../store/manifest.js';
+import { lockDevice, lockPathFor, openRunFor, outOfRunDir } from '../store/open.js';
+import { listRuns, readRunJson, type RunEnd, type RunJson } from '../store/run.js';
+import { AdbDevicePort } from './adb-port.js';
+import type { AgentSettings } from './port.js';
+import { notReady } from './pull.js';
+import { CollectWorker, type WorkerResult, type WorkerStatus } from './worker.js';
+
+/** Options only tests and lab tooling use (hidden on the command line). */
+export interface TestHooks {
+  kmemleakPath?: string;
+  skipDoctorWithRoot?: RootMethod;
+  pollMs?: number;
+}
+
+export interface SessionBase {
+  adb: Adb;
+  out: string;
+  logLevel: LogLevel;
+  /** Process-level logger (stderr); each run also logs into its own kml.log. */
+  log: Logger;
+  /** The command line, recorded in run.json and the lock. */
+  command: string;
+  agentDir?: string;
+  minFreeKb?: number;
+  /** Host bytes kept free beyond a snapshot before pulling pauses. */
+  reserveBytes?: number;
+  test?: TestHooks;
+  /** Where run logs also go: 'json' → JSON lines on stderr (not a TTY), 'none'. */
+  stderrLogs: 'json' | 'pretty' | 'none';
+}
+
+export interface CollectRequest extends SessionBase {
+  agent: Omit<AgentSettings, 'count'>;
+  count?: number;
+  durationMs?: number;
+  detach?: boolean;
+  resume?: string;
+  newRun?: boolean;
+  onStatus?: (st: WorkerStatus) => void;
+}
+
+export interface DeviceOutcome {
+  serial: string;
+  exitCode: number;
+  runDir?: string;
+  resumed?: boolean;
+  end?: RunEnd;
+  status?: WorkerStatus;
+  error?: { message: string; hint?: string };
+}
+
+function runLogger(base: SessionBase, runDir: string, serial: string): Logger {
+  return createLogger({
+    level: base.logLevel,
+    file: path.join(runDir, RUN_LOG),
+    pretty: base.stderrLogs === 'pretty',
+    jsonToStderr: base.stderrLogs === 'json',
+  }).child({ serial });
+}
+
+function portFor(base: SessionBase, serial: string, log: Logger): AdbDevicePort {
+  return new AdbDevicePort({
+    adb: base.adb,
+    serial,
+    log,
+    outDir: base.out,
+    agentDir: base.agentDir,
+    kmemleakPath: base.test?.kmemleakPath,
+    skipDoctorWithRoot: base.test?.skipDoctorWithRoot,
+    minFreeKb: base.minFreeKb,
+  });
+}
+
+function outcomeOf(serial: string, e: unknown): DeviceOutcome {
+  if (isKmlError(e)) return { serial, exitCode: e.exitCode, error: { message: e.message, hint: e.hint } };
+  return { serial, exitCode: ExitCode.INTERNAL, error: { message: `internal error: ${(e as Error)?.message ?? String(e)}` } };
+}
+
+/** `kml collect` for one device. Resolves (never rejects) with the device's outcome. */
+export async function collectOne(req: CollectRequest, serial: string, stop: AbortSignal): Promise<DeviceOutcome> {
+  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  let runDir: string | undefined;
+  try {
+    const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
+    lock = await lockDevice(out, serial, req.command);
+    const port = portFor({ ...req, out }, serial, req.log.child({ serial }));
+    req.log.info({ serial }, 'checking the device (kml doctor)');
+    const doc = await port.doctor();
+    if (!doc.ready) throw notReady(doc.text, doc.exitCode);
+    const opened = await openRunFor({
+      out, serial, resume: req.resume, newRun: req.newRun, command: req.command,
+      settings: {
+        intervalS: req.agent.intervalS, scanProtocol: req.agent.protocol, scanWaitS: req.agent.scanWaitS,
+        count: req.count ?? null, durationS: req.durationMs !== undefined ? req.durationMs / 1000 : null, device: doc.facts,
+      },
+    });
+    const run = opened!.run;
+    runDir = run.dir;
+    const log = runLogger(req, run.dir, serial);
+    log.info({ runDir: run.dir, resumed: opened!.resumed, recovered: run.recovered, command: req.command }, opened!.resumed ? 'run resumed' : 'run created');
+    if (run.recovered.tornManifestLine) log.warn({ torn: run.recovered.tornManifestLine }, 'cut an incomplete manifest line left by a crash');
+    port.useLogger(log);
+    const worker = new CollectWorker(port, run, opened!.index, log, {
+      agent: req.agent, count: req.count, durationMs: req.durationMs, detach: req.detach,
+      pollMs: req.test?.pollMs, reserveBytes: req.reserveBytes,
+    });
+    if (req.onStatus) worker.on('status', req.onStatus);
+    await worker.start(doc);
+    const r: WorkerResult = await worker.run(stop);
+    return {
+      serial, exitCode: r.exitCode, runDir: run.dir, resumed: opened!.resumed, end: r.end, status: r.status,
+      error: r.error ? { message: r.error.message, hint: r.error.hint } : undefined,
+    };
+  } catch (e) {
+    return { ...outcomeOf(serial, e), runDir };
+  } finally {
+    await lock?.release().catch(() => {});
+  }
+}
+
+/** Several devices at once: one worker each; the exit code is the first failing device's. */
+export async function collectAll(req: CollectRequest, serials: string[], stop: AbortSignal): Promise<{ exitCode: number; devices: DeviceOutcome[] }> {
+  const devices = await Promise.all(serials.map((s) => collectOne(req, s, stop)));
+  const failed = devices.find((d) => d.exitCode !== ExitCode.OK);
+  return { exitCode: failed?.exitCode ?? ExitCode.OK, devices };
+}
+
+// ------------------------------------------------------------------------------------- pull
+
+export interface PullRequest extends SessionBase {
+  resume?: string;
+}
+
+/** `kml pull`: one pass, exactly once, agent untouched. */
+export async function pullOne(req: PullRequest, serial: string): Promise<DeviceOutcome> {
+  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  try {
+    const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
+    lock = await lockDevice(out, serial, req.command);
+    const probe = portFor({ ...req, out }, serial, req.log.child({ serial }));
+    await probe.attach();
+    const waiting = await probe.listComplete();
+    const opened = await openRunFor({ out, serial, resume: req.resume, noCreate: waiting.length === 0, command: req.command, settings: {} });
+    if (!opened) return { serial, exitCode: ExitCode.OK, status: undefined, error: undefined };
+    const log = runLogger(req, opened.run.dir, serial);
+    const port = probe.useLogger(log);
+    const worker = new CollectWorker(port, opened.run, opened.index, log, { agent: { intervalS: opened.run.json.intervalS ?? 600, scanWaitS: 5, protocol: 'double' } });
+    const r = await worker.pullOnce();
+    log.info({ stored: r.status.stored, waiting: r.status.waitingOnDevice }, 'kml pull done');
+    return { serial, exitCode: r.exitCode, runDir: opened.run.dir, resumed: opened.resumed, status: r.status, error: r.error ? { message: r.error.message, hint: r.error.hint } : undefined };
+  } catch (e) {
+    return outcomeOf(serial, e);
+  } finally {
+    await lock?.release().catch(() => {});
+  }
+}
+
+// ------------------------------------------------------------------------------------- stop
+
+export interface StopRequest extends SessionBase {
+  /** How long to wait for a running collector to finish its final pull. */
+  waitMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `kml stop`: if a collector on this host drives the device, SIGTERM it and wait (it stops the
+ * agent, pulls what is left and closes the run); else do that here.
+ */
+export async function stopOne(req: StopRequest, serial: string): Promise<DeviceOutcome & { collectorPid?: number }> {
+  const lockBase = lockPathFor(req.out, serial);
+  const held = await currentLock(lockBase);
+  if (held && ownerState(held.owner) === 'alive' && held.owner.pid !== process.pid) {
+    const pid = held.owner.pid;
+    req.log.info({ serial, pid }, 'asking the running collector to stop');
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch (e) {
+      return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `cannot signal the collector (pid ${pid}): ${(e as Error).message}`)), collectorPid: pid };
+    }
+    const end = Date.now() + req.waitMs;
+    for (;;) {
+      const cur = await currentLock(lockBase);
+      if (!cur || cur.owner.pid !== pid || ownerState(cur.owner) !== 'alive') break;
+      if (Date.now() > end) {
+        return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `the collector (pid ${pid}) has not finished after ${Math.round(req.waitMs / 1000)} s`, { hint: 'it may still be pulling; check `kml status`' })), collectorPid: pid };
+      }
+      await sleep(250);
+    }
+    const latest = await latestRun(req.out, serial);
+    const endRec = latest?.json.ended;
+    return { serial, exitCode: endRec?.clean ? ExitCode.OK : ExitCode.DEVICE, runDir: latest?.dir, end: endRec, collectorPid: pid,
+      error: endRec?.clean ? undefined : { message: endRec?.message ?? 'the collector exited without closing its run' } };
+  }
+  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  try {
+    lock = await lockDevice(req.out, serial, req.command);
+    const probe = portFor(req, serial, req.log.child({ serial }));
+    await probe.attach();
+    const waiting = await probe.listComplete();
+    const opened = await openRunFor({ out: req.out, serial, noCreate: waiting.length === 0, command: req.command, settings: {} });
+    if (!opened) {
+      await probe.stopAgent();
+      return { serial, exitCode: ExitCode.OK };
+    }
+    const log = runLogger(req, opened.run.dir, serial);
+    const port = probe.useLogger(log);
+    const worker = new CollectWorker(port, opened.run, opened.index, log, { agent: { intervalS: opened.run.json.intervalS ?? 600, scanWaitS: 5, protocol: 'double' }, finalTimeoutMs: req.waitMs });
+    const r = await worker.finish('stop');
+    return { serial, exitCode: r.exitCode, runDir: opened.run.dir, end: r.end, status: r.status, error: r.error ? { message: r.error.message, hint: r.error.hint } : undefined };
+  } catch (e) {
+    return outcomeOf(serial, e);
+  } finally {
+    await lock?.release().catch(() => {});
+  }
+}
+
+// ----------------------------------------------------------------------------------- status
+
+export interface StatusReport {
+  serial: string;
+  collector: { running: boolean; pid?: number; startedAt?: string; command?: string; stale?: boolean };
+  run?: { dir: string; runId: string; started: string; ended?: RunEnd; stored: number; conflicts: number; boots: number; last?: { seq: number; bootId: string; pulledAt: string; leakCount?: number | null } };
+  device: {
+    state: string;
+    agent?: { alive: boolean; pid?: number; state?: string; lastCycleWall?: number; nextCycleWall?: number; lastError?: string; kmemleak?: string; freeKb?: number };
+    waitingOnDevice?: number;
+    skippedTotal?: number;
+    error?: string;
+  };
+}
+
+async function latestRun(out: string, serial: string): Promise<{ dir: string; json: RunJson } | undefined> {
+  const runs = await listRuns(out, serial);
+  for (let i = runs.length - 1; i >= 0; i--) {
+    const dir = path.join(deviceDirOf(out, serial), runs[i]);
+    try {
+      return { dir, json: await readRunJson(dir) };
+    } catch {
+      /* not a complete run folder */
+    }
+  }
+  return undefined;
+}
+
+/** `kml status`: read-only; never restarts adbd, never takes the lock. */
+export async function statusOne(req: SessionBase, serial: string): Promise<StatusReport> {
+  const rep: StatusReport = { serial, collector: { running: false }, device: { state: 'unknown' } };
+  const held = await currentLock(lockPathFor(req.out, serial));
+  if (held) {
+    const state = ownerState(held.owner);
+    const o: LockOwner = held.owner;
+    rep.collector = { running: state !== 'dead', pid: o.pid, startedAt: o.startedAt, command: o.command, stale: state === 'dead' || undefined };
+  }
+  const latest = await latestRun(req.out, serial);
+  if (latest) {
+    const m = await readManifest(path.join(latest.dir, MANIFEST));
+    const mine = m.entries.filter((e) => e.runId === latest.json.runId);
+    const last = mine.filter((e) => !e.conflict).pop();
+    rep.run = {
+      dir: latest.dir, runId: latest.json.runId, started: latest.json.started, ended: latest.json.ended,
+      stored: mine.filter((e) => !e.conflict).length, conflicts: mine.filter((e) => e.conflict).length, boots: latest.json.boots.length,
+      last: last ? { seq: last.seq, bootId: last.bootId, pulledAt: last.pulledAt, leakCount: last.leakCount } : undefined,
+    };
+  }
+  try {
+    rep.device.state = await req.adb.getState(serial);
+    if (rep.device.state !== 'device' && rep.device.state !== 'emulator') return rep;
+    const port = portFor(req, serial, req.log.child({ serial }));
+    await port.attach({ allowAdbRoot: false });
+    const st = await port.agentStatus();
+    const hb = st.heartbeat ?? {};
+    const n = (v?: string) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined);
+    rep.device.agent = {
+      alive: st.alive, pid: st.pid, state: hb.state, lastCycleWall: n(hb.last_cycle_wall), nextCycleWall: n(hb.next_cycle_wall),
+      lastError: hb.last_error || undefined, kmemleak: hb.kmemleak, freeKb: n(hb.free_kb),
+    };
+    rep.device.skippedTotal = st.skippedTotal;
+    rep.device.waitingOnDevice = (await port.listComplete()).length;
+  } catch (e) {
+    rep.device.error = (e as Error).message;
+  }
+  return rep;
+}
