@@ -8,6 +8,7 @@ import { LineSplitter } from '../../host/kmemleak/lines.js';
 import { KmemleakParser, parseKmemleakText } from '../../host/kmemleak/parser.js';
 import { HzEstimator, allocUptimeS } from '../../host/kmemleak/jiffies.js';
 import type { KmemleakRecord } from '../../host/kmemleak/types.js';
+import { MEMSTATE_TARGETS } from './memstate.js'; // /proc parsers + memory pipeline (report side)
 
 // dist/scripts/fuzz/ → repository root (fixtures stay in the source tree).
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -60,4 +61,5 @@ export const TARGETS: FuzzTarget[] = [
       if (p.counters.unparsedLines + p.counters.records > p.counters.lines + 1 && p.counters.lines > 0) throw new Error('counters inconsistent');
     },
   },
+  ...MEMSTATE_TARGETS,
 ];
