@@ -1,0 +1,148 @@
+// What the guest needs from the host to run our adbd: the host's own node (over read-only 9p
+// shares, started through its dynamic loader so that adbd's commands see the guest's own root
+// filesystem — no chroot), and per-device settings. Written into the device's cfg/ folder, which
+// the guest mounts read-only as the `kmlcfg` 9p share (see scripts/lab/guest/rcS).
+import { execFileSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import path from 'node:path';
+import { ExitCode, KmlError } from '../errors.js';
+
+export interface Share {
+  /** 9p mount tag (QEMU -virtfs mount_tag). */
+  tag: string;
+  hostPath: string;
+  guestPath: string;
+}
+
+export interface GuestNode {
+  /** Guest path of the ELF loader, or '' when node is static. */
+  loader: string;
+  /** Guest library search path for the loader (colon separated). */
+  libraryPath: string;
+  node: string;
+  shares: Share[];
+}
+
+/** Map a host path to its guest path through the shares, or undefined when no share covers it. */
+export function toGuestPath(hostPath: string, shares: Share[]): string | undefined {
+  for (const s of shares) {
+    const rel = path.relative(s.hostPath, hostPath);
+    if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) return path.posix.join(s.guestPath, rel.split(path.sep).join('/'));
+  }
+  return undefined;
+}
+
+/** Parse `ldd` output into the interpreter and the resolved libraries (host paths, not yet realpath'd). */
+export function parseLdd(text: string): { interpreter?: string; libraries: string[]; isStatic: boolean } {
+  if (/not a dynamic executable|statically linked/.test(text)) return { libraries: [], isStatic: true };
+  const libraries: string[] = [];
+  let interpreter: string | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const arrow = /^\S+ => (\/\S+) \(0x[0-9a-f]+\)$/.exec(line);
+    if (arrow) {
+      libraries.push(arrow[1]);
+      continue;
+    }
+    const direct = /^(\/\S+) \(0x[0-9a-f]+\)$/.exec(line);
+    if (direct) {
+      if (/ld-linux|ld64|ld-musl/.test(path.basename(direct[1]))) interpreter = direct[1];
+      else libraries.push(direct[1]);
+    }
+  }
+  return { interpreter, libraries, isStatic: false };
+}
+
+/**
+ * Shares and paths for running this host's node inside the guest. /usr is shared (node and glibc on
+ * Debian's merged /usr); a node installed elsewhere gets its own share of its install prefix.
+ */
+export function guestNode(nodePath: string = process.execPath, packageRoot: string): GuestNode {
+  const node = realpathSync(nodePath);
+  const shares: Share[] = [{ tag: 'usr', hostPath: '/usr', guestPath: '/host/usr' }];
+  if (!toGuestPath(node, shares)) {
+    shares.push({ tag: 'nodeprefix', hostPath: path.dirname(path.dirname(node)), guestPath: '/host/node' });
+  }
+  shares.push({ tag: 'kmlrepo', hostPath: realpathSync(packageRoot), guestPath: '/host/kml' });
+
+  let lddText: string;
+  try {
+    lddText = execFileSync('ldd', [node], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const out = String((e as { stdout?: string }).stdout ?? '') + String((e as { stderr?: string }).stderr ?? '');
+    if (/not a dynamic executable/.test(out)) lddText = out;
+    else throw new KmlError(ExitCode.LAB, `cannot inspect ${node} with ldd: ${(e as Error).message}`, { hint: 'the lab needs a glibc Linux host' });
+  }
+  const ldd = parseLdd(lddText);
+  const guestNodePath = toGuestPath(node, shares)!;
+  if (ldd.isStatic) return { loader: '', libraryPath: '', node: guestNodePath, shares };
+  if (!ldd.interpreter) throw new KmlError(ExitCode.LAB, `cannot find the ELF loader of ${node} in ldd's output`);
+  const unmapped: string[] = [];
+  const map = (p: string): string => {
+    const g = toGuestPath(realpathSync(p), shares);
+    if (!g) unmapped.push(p);
+    return g ?? '';
+  };
+  const loader = map(ldd.interpreter);
+  const dirs = [...new Set(ldd.libraries.map((l) => path.posix.dirname(map(l))))].filter((d) => d && d !== '.');
+  if (unmapped.length) {
+    throw new KmlError(ExitCode.LAB, `node's libraries are outside the folders the lab shares with the guest: ${unmapped.join(', ')}`, {
+      hint: 'use a node installed under /usr or in its own prefix folder',
+    });
+  }
+  return { loader, libraryPath: dirs.join(':'), node: guestNodePath, shares };
+}
+
+/** Single-quote a value for a POSIX shell (guest.env is sourced by busybox sh). */
+export function shQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface DeviceIdentity {
+  serialno: string;
+  model: string;
+  product: string;
+  device: string;
+}
+
+export const DEFAULT_IDENTITY: Omit<DeviceIdentity, 'serialno'> = {
+  model: 'kml_lab',
+  product: 'kml_lab_x86_64',
+  device: 'kml_lab',
+};
+
+/** guest.env: sourced by the guest's rcS and adbd-service. */
+export function renderGuestEnv(g: GuestNode, adbdGuestPath: string, hostname: string): string {
+  const vars: Record<string, string> = {
+    KML_SHARES: g.shares.map((s) => `${s.tag}:${s.guestPath}`).join(' '),
+    KML_LD: g.loader,
+    KML_LIBPATH: g.libraryPath,
+    KML_NODE: g.node,
+    KML_ADBD: adbdGuestPath,
+    KML_ADBD_PORT: '5555',
+    KML_HOSTNAME: hostname,
+  };
+  return '# Written by kml lab up; sourced by the guest (scripts/lab/guest/rcS, adbd-service).\n' +
+    Object.entries(vars).map(([k, v]) => `${k}=${shQuote(v)}`).join('\n') + '\n';
+}
+
+/** adbd.args: one command-line argument per line (values may contain spaces). */
+export function renderAdbdArgs(id: DeviceIdentity): string {
+  const args = ['--port', '5555', '--listen', '0.0.0.0', '--shell', '/system/bin/sh',
+    '--product', id.product, '--model', id.model, '--device', id.device,
+    // busybox `reboot` asks init for a clean reboot (the data disk is unmounted first).
+    '--reboot-cmd', 'reboot'];
+  for (const a of args) if (a.includes('\n')) throw new KmlError(ExitCode.USAGE, `adbd argument contains a newline: ${JSON.stringify(a)}`);
+  return args.join('\n') + '\n';
+}
+
+/** device.prop: the per-device system properties getprop answers. */
+export function renderDeviceProps(id: DeviceIdentity): string {
+  return [
+    `ro.serialno=${id.serialno}`,
+    `ro.boot.serialno=${id.serialno}`,
+    `ro.product.model=${id.model}`,
+    `ro.product.name=${id.product}`,
+    `ro.product.device=${id.device}`,
+  ].join('\n') + '\n';
+}
