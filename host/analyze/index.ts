@@ -152,6 +152,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   };
   const ruleIndex = new Map<CompiledRule, number>(rules.map((r, i) => [r, i]));
   const table = new GroupTable(candidates.length, groupRules);
+  const groupRuleIndex = groupRules.map((r) => ruleIndex.get(r)!);
+  const scratchUptimes: (number | null)[] = new Array(candidates.length).fill(null);
+  const scratchMasks: number[] = new Array(groupRules.length).fill(0);
 
   const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
   if (options.sinceSeq !== undefined) assumptions.push(`snapshots before seq ${options.sinceSeq} left out (--since); their objects are not counted`);
@@ -201,8 +204,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       for (const rr of recordRules) {
         if (sm[ruleIndex.get(rr)!] && rr.matchesObject(r)) { recordRule = rr; break; }
       }
-      // Allocation uptime and boot-time tag, per HZ candidate.
-      const uptimes: (number | null)[] = new Array(candidates.length);
+      // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
+      const uptimes = scratchUptimes;
       let bootMask = 0;
       const comm = r.comm ?? '';
       const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
@@ -218,10 +221,11 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
           if (!hi || r.jiffies > hi.jiffies!) hi = r;
         }
       }
-      const ruleMasks = groupRules.map((gr) => {
-        if (!sm[ruleIndex.get(gr)!] || !gr.matchesObject(r)) return 0;
-        return gr.rule.bootTime ? bootMask : allCandidates;
-      });
+      const ruleMasks = scratchMasks;
+      for (let k = 0; k < groupRules.length; k++) {
+        const gr = groupRules[k];
+        ruleMasks[k] = !sm[groupRuleIndex[k]] || !gr.matchesObject(r) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+      }
       const repeat = previous !== null && previous.has(objKey);
       if (repeat) snap.repeatedFromPrevious++;
       const g = table.add({ snapshot: index, record: r, id, recordRule, repeat, uptimes, bootMask, ruleMasks });

@@ -91,7 +91,7 @@ export class GroupTable {
           allocUptimeS: null, hex: r.hex, objectType: r.objectType, line: r.line,
         },
         sampleStack: r.frames,
-        sampleUptime: u.uptimes,
+        sampleUptime: u.uptimes.slice(), // the caller reuses its array
         firstSeen: u.snapshot, lastSeen: u.snapshot,
       };
       this.groups.set(key, g);

@@ -91,10 +91,27 @@ export interface StackIdentity {
   allFrames: string[];
 }
 
+/** A node of the stack cache: one level per frame, keyed by the printed symbol (or address). */
+interface TrieNode {
+  /** Most nodes have one child: kept inline, a Map only from the second child on. */
+  k?: string;
+  c?: TrieNode;
+  next?: Map<string, TrieNode>;
+  /** The same frame with a module suffix, by module name. */
+  mod?: Map<string, TrieNode>;
+  /** The same frame marked [inline] (symbolized logs). */
+  inl?: TrieNode;
+  id?: StackIdentity;
+}
+
+/** Bound on cached stack nodes; the cache starts over past it (pathological inputs only). */
+const MAX_TRIE_NODES = 500_000;
+
 export class Fingerprinter {
   private readonly n: number;
   private readonly extra: RegExp[];
-  private readonly cache = new Map<string, StackIdentity>();
+  private root: TrieNode = {};
+  private nodes = 0;
   private readonly skipCache = new Map<string, boolean>();
 
   constructor(opts: FingerprintOptions = {}) {
@@ -112,17 +129,36 @@ export class Fingerprinter {
     return v;
   }
 
-  /** Identity of a record's stack. Cached by the printed stack, so repeated stacks cost one Map lookup. */
+  /**
+   * Identity of a record's stack. Cached in a trie walked frame by frame (one Map lookup per
+   * frame, no key string built), so a repeated stack costs a few lookups and allocates nothing.
+   */
   identify(r: KmemleakRecord): StackIdentity {
-    let raw = '';
-    for (const f of r.frames) raw += (f.symbol ?? f.address) + (f.module ? `[${f.module}]` : '') + (f.inline ? '^' : '') + '\n';
-    let id = this.cache.get(raw);
-    if (id === undefined) {
-      id = this.compute(r.frames);
-      if (this.cache.size > 50_000) this.cache.clear(); // bound memory on pathological input
-      this.cache.set(raw, id);
+    let node = this.root;
+    for (const f of r.frames) {
+      const k = f.symbol ?? f.address ?? '';
+      let child: TrieNode | undefined;
+      if (node.k === k) child = node.c;
+      else if (node.next) child = node.next.get(k);
+      if (!child) {
+        child = {};
+        this.nodes++;
+        if (node.k === undefined) { node.k = k; node.c = child; }
+        else (node.next ??= new Map()).set(k, child);
+      }
+      node = child;
+      if (f.module !== null) {
+        let m = (node.mod ??= new Map()).get(f.module);
+        if (!m) { m = {}; node.mod.set(f.module, m); this.nodes++; }
+        node = m;
+      }
+      if (f.inline) node = node.inl ??= (this.nodes++, {});
     }
-    return id;
+    if (!node.id) {
+      node.id = this.compute(r.frames);
+      if (this.nodes > MAX_TRIE_NODES) { this.root = {}; this.nodes = 0; }
+    }
+    return node.id;
   }
 
   private compute(frames: KmemleakFrame[]): StackIdentity {

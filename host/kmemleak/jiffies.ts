@@ -48,29 +48,31 @@ export function allocUptimeS(jiffies: number, hz: number, pointerBits: 32 | 64, 
  * uptime − age must match (jiffies − INITIAL_JIFFIES)/HZ, which pins HZ down.
  */
 export class HzEstimator {
-  private readonly impossible = new Map<number, number>();
-  private readonly residual = new Map<number, number>();
+  // Arrays indexed like `candidates` (this runs once per record: no Map lookups).
+  private readonly impossible: number[];
+  private readonly residual: number[];
   private observations = 0;
   private ageObservations = 0;
   private readonly pairVotes = new Map<number, number>();
 
   constructor(readonly candidates: readonly number[] = HZ_CANDIDATES) {
-    for (const hz of candidates) { this.impossible.set(hz, 0); this.residual.set(hz, 0); }
+    this.impossible = candidates.map(() => 0);
+    this.residual = candidates.map(() => 0);
   }
 
   observe(jiffies: number, pointerBits: 32 | 64, readUptimeS: number | null, ageMs: number | null): void {
     this.observations++;
-    for (const hz of this.candidates) {
-      const t = allocUptimeS(jiffies, hz, pointerBits, readUptimeS);
+    const withAge = ageMs !== null && readUptimeS !== null;
+    for (let i = 0; i < this.candidates.length; i++) {
+      if (this.impossible[i] > 0 && !withAge) continue; // already ruled out; nothing more to learn
+      const t = allocUptimeS(jiffies, this.candidates[i], pointerBits, readUptimeS);
       if (t === null || (readUptimeS !== null && t > readUptimeS + 2)) {
-        this.impossible.set(hz, this.impossible.get(hz)! + 1);
+        this.impossible[i]++;
         continue;
       }
-      if (ageMs !== null && readUptimeS !== null) {
-        this.residual.set(hz, this.residual.get(hz)! + Math.abs(readUptimeS - ageMs / 1000 - t));
-      }
+      if (withAge) this.residual[i] += Math.abs(readUptimeS - ageMs / 1000 - t);
     }
-    if (ageMs !== null && readUptimeS !== null) this.ageObservations++;
+    if (withAge) this.ageObservations++;
   }
 
   /**
@@ -94,11 +96,12 @@ export class HzEstimator {
   /** Best HZ and whether the data decided it ('inferred') or it fell back to DEFAULT_HZ ('assumed'). */
   result(): { hz: number; source: 'inferred' | 'assumed'; why: string } {
     if (this.observations === 0) return { hz: DEFAULT_HZ, source: 'assumed', why: 'no record with jiffies' };
-    const possible = this.candidates.filter((hz) => this.impossible.get(hz) === 0);
+    const possible = this.candidates.filter((_hz, i) => this.impossible[i] === 0);
+    const residualOf = (hz: number): number => this.residual[this.candidates.indexOf(hz)];
     if (possible.length === 0) return { hz: DEFAULT_HZ, source: 'assumed', why: 'no HZ value fits every record' };
     if (this.ageObservations > 0) {
-      const best = [...possible].sort((a, b) => this.residual.get(a)! - this.residual.get(b)!)[0];
-      const meanErr = this.residual.get(best)! / this.ageObservations;
+      const best = [...possible].sort((a, b) => residualOf(a) - residualOf(b))[0];
+      const meanErr = residualOf(best) / this.ageObservations;
       if (meanErr < 5) return { hz: best, source: 'inferred', why: `uptime − age matches jiffies within ${meanErr.toFixed(2)} s on average` };
     }
     const votes = [...this.pairVotes.entries()].filter(([hz]) => possible.includes(hz)).sort((a, b) => b[1] - a[1]);

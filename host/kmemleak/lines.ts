@@ -1,17 +1,26 @@
 // Streaming line splitter shared by the text parsers: feeds one line at a time to a callback,
 // never holds more than one (capped) line, survives binary garbage, CRLF and giant lines.
-import { StringDecoder } from 'node:string_decoder';
+//
+// Lines are cut from the bytes and decoded one by one, so every line is a string of its own: a
+// substring kept from it (a comm, a symbol) never pins a whole read chunk in memory, which a
+// split of a decoded 1 MB chunk would (V8 sliced strings keep their parent alive).
 
-/** Longest line kept, in characters. Longer lines are cut here and flagged `overlong` (a 10 MB line costs 4 KiB). */
+/** Longest line kept, in bytes. Longer lines are cut here and flagged `overlong` (a 10 MB line costs 4 KiB). */
 export const DEFAULT_MAX_LINE = 4096;
 
 export type LineCallback = (text: string, overlong: boolean) => void;
 
+// Buffer#utf8Slice skips toString()'s argument checks; it is what toString('utf8', a, b) calls.
+type FastBuffer = Buffer & { utf8Slice?: (start: number, end: number) => string };
+const utf8 = (b: FastBuffer, start: number, end: number): string =>
+  b.utf8Slice ? b.utf8Slice(start, end) : b.toString('utf8', start, end);
+
 export class LineSplitter {
-  private readonly decoder = new StringDecoder('utf8');
-  private carry = '';
+  /** Bytes of a line started in an earlier chunk (at most maxLine). */
+  private carry: Buffer[] = [];
+  private carryLen = 0;
   private carryOverlong = false;
-  /** Characters pushed so far (a byte count would need re-encoding; close enough for stats). */
+  /** Bytes pushed so far. */
   bytes = 0;
   /** True after end() if the input did not end with a newline (last line may be cut). */
   lastLineUnterminated = false;
@@ -19,62 +28,59 @@ export class LineSplitter {
   constructor(private readonly onLine: LineCallback, private readonly maxLine = DEFAULT_MAX_LINE) {}
 
   pushBuffer(chunk: Uint8Array): void {
-    this.bytes += chunk.length;
-    this.pushDecoded(this.decoder.write(chunk as Buffer));
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.bytes += buf.length;
+    let start = 0;
+    const n = buf.length;
+    while (start < n) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) {
+        this.keep(buf, start, n);
+        return;
+      }
+      if (this.carryLen > 0 || this.carryOverlong) {
+        this.keep(buf, start, nl);
+        this.flushCarry();
+      } else {
+        let end = nl;
+        if (end > start && buf[end - 1] === 13) end--;
+        if (end - start > this.maxLine) this.onLine(utf8(buf, start, start + this.maxLine), true);
+        else this.onLine(utf8(buf, start, end), false);
+      }
+      start = nl + 1;
+    }
   }
 
   pushString(chunk: string): void {
-    this.bytes += chunk.length;
-    this.pushDecoded(chunk);
+    this.pushBuffer(Buffer.from(chunk, 'utf8'));
   }
 
-  private pushDecoded(s: string): void {
-    let start = 0;
-    for (;;) {
-      const nl = s.indexOf('\n', start);
-      if (nl < 0) break;
-      let line: string;
-      let overlong = this.carryOverlong;
-      if (this.carry.length > 0 || overlong) {
-        line = overlong ? this.carry : this.carry + s.slice(start, Math.min(nl, start + this.maxLine));
-        if (!overlong && this.carry.length + (nl - start) > this.maxLine) overlong = true;
-        this.carry = '';
-        this.carryOverlong = false;
-      } else if (nl - start > this.maxLine) {
-        line = s.slice(start, start + this.maxLine);
-        overlong = true;
-      } else {
-        line = s.slice(start, nl);
-      }
-      if (line.length > this.maxLine) line = line.slice(0, this.maxLine);
-      this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line, overlong);
-      start = nl + 1;
+  private keep(buf: Buffer, from: number, to: number): void {
+    const room = this.maxLine + 1 - this.carryLen; // +1: room for a CR that ends up before the newline
+    const take = Math.min(room, to - from);
+    if (take > 0) {
+      this.carry.push(Buffer.from(buf.subarray(from, from + take))); // a copy: the chunk is not retained
+      this.carryLen += take;
     }
-    if (start < s.length) {
-      // A partial line: keep at most maxLine characters of it; remember it was cut.
-      if (this.carryOverlong) return;
-      const room = this.maxLine - this.carry.length;
-      const rest = s.length - start;
-      if (rest > room) {
-        this.carry += s.slice(start, start + room);
-        this.carryOverlong = true;
-      } else {
-        this.carry += s.slice(start);
-      }
-    }
+    if (to - from > take) this.carryOverlong = true;
+  }
+
+  private flushCarry(): void {
+    let line = this.carry.length === 1 ? this.carry[0] : Buffer.concat(this.carry, this.carryLen);
+    let overlong = this.carryOverlong;
+    if (!overlong && line.length > 0 && line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
+    if (line.length > this.maxLine) { line = line.subarray(0, this.maxLine); overlong = true; }
+    this.carry = [];
+    this.carryLen = 0;
+    this.carryOverlong = false;
+    this.onLine(line.toString('utf8'), overlong);
   }
 
   /** Flush the last line (if the input did not end with a newline). */
   end(): void {
-    const tail = this.decoder.end();
-    if (tail) this.pushDecoded(tail);
-    if (this.carry.length > 0 || this.carryOverlong) {
+    if (this.carryLen > 0 || this.carryOverlong) {
       this.lastLineUnterminated = true;
-      const line = this.carry;
-      this.carry = '';
-      const overlong = this.carryOverlong;
-      this.carryOverlong = false;
-      this.onLine(line.endsWith('\r') ? line.slice(0, -1) : line, overlong);
+      this.flushCarry();
     }
   }
 }
@@ -84,8 +90,8 @@ export type ChunkSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Arr
 
 /**
  * Read `source` chunk by chunk and call `onLine` per line. Strings and buffers may be mixed; a
- * string chunk is treated as raw text (so an iterable of lines WITHOUT newlines must go through
- * `forEachLineOfLines` instead).
+ * string chunk is treated as raw text (an iterable of lines WITHOUT newlines must go through
+ * `kmemleakRecords` instead).
  */
 export async function forEachLine(source: ChunkSource, onLine: LineCallback, maxLine = DEFAULT_MAX_LINE): Promise<LineSplitter> {
   const splitter = new LineSplitter(onLine, maxLine);

@@ -38,29 +38,33 @@ const KMEMLEAK_TAG = 'kmemleak: ';
 
 // --- record line regexes (see research §2.6; anchored on the trimmed line) -----------------------
 
-const RE_HEADER = /^unreferenced object(?: \((percpu|phys)\))? 0x([0-9a-fA-F]+) \(size (\d+)\):?$/;
-const RE_DUMP_HEADER = /^Object(?: \((?:percpu|phys)\))? 0x[0-9a-fA-F]+ \(size \d+\):$/;
-const RE_COMM = /^comm "(.*)", pid (-?\d+), jiffies (\d+)(?: \(age (\d+)\.(\d+)s\))?$/;
-const RE_HEX_HEADER = /^hex dump \(first (\d+) bytes(?: on cpu (\d+))?\):$/;
-const RE_HEX_LINE = /^([0-9a-fA-F]{2}(?: [0-9a-fA-F]{2}){0,31})(?: {2,}.*)?$/;
-const RE_BT_HEADER = /^backtrace(?: \(crc ([0-9a-fA-F]+)\))?:$/;
+const RE_HEADER = /unreferenced object(?: \((percpu|phys)\))? 0x([0-9a-fA-F]+) \(size (\d+)\):?\s*$/y;
+const RE_DUMP_HEADER = /Object(?: \((?:percpu|phys)\))? 0x[0-9a-fA-F]+ \(size \d+\):\s*$/y;
+const RE_COMM = /comm "(.*)", pid (-?\d+), jiffies (\d+)(?: \(age (\d+)\.(\d+)s\))?\s*$/y;
+const RE_HEX_HEADER = /hex dump \(first (\d+) bytes(?: on cpu (\d+))?\):\s*$/y;
+const RE_HEX_LINE = /([0-9a-fA-F]{2}(?: [0-9a-fA-F]{2}){0,31})(?: {2,}.*)?$/y;
+const RE_BT_HEADER = /backtrace(?: \(crc ([0-9a-fA-F]+)\))?:\s*$/y;
 // A frame: optional `[<pc>] `, then `sym+0xOFF/0xSIZE [mod]`, or a bare `0xADDR`, or a symbolized
 // inline frame `sym file:line [inline]`; optional `file:line` and `[inline]` after (symbolized logs).
 const RE_FRAME =
-  /^(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?(?:([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?|0x([0-9a-fA-F]+)|([A-Za-z0-9_.$]+)(?= \S+:\d+))(?: (\S+:\d+))?( \[inline\])?$/;
-const RE_DUMP_BODY = /^(?:min_count = |count = |flags = 0x|checksum = |excess_ref = |backtrace:$|comm ")/;
+  /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?(?:([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?|0x([0-9a-fA-F]+)|([A-Za-z0-9_.$]+)(?= \S+:\d+))(?: (\S+:\d+))?( \[inline\])?\s*$/y;
+// The common frame shape, tried first (same group numbers as RE_FRAME for 1..5).
+const RE_FRAME_FAST = /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?\s*$/y;
+const RE_DUMP_BODY = /(?:min_count = |count = |flags = 0x|checksum = |excess_ref = |backtrace:\s*$|comm ")/y;
 const RE_KMEMLEAK_MESSAGE =
-  /^(?:\d+ new suspected memory leaks|Kernel memory leak detector|Automatic memory scanning thread|Kmemleak |Early log|Memory pool empty|Cannot |Found object by alias|Trying to color|Unknown object|Not scanning|Adding scan area|Setting excess_ref|Scan area larger|Object |kmalloc\(|vmalloc\(|kzalloc\()/;
-const RE_CAPTURE_MARKER = /^(?:\[section rc=-?\d+\]|rc=-?\d+|#{2,3} .*)$/;
-const RE_OTHER_TOOL_HEADER = /^(?:(?:\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d )?BUG: memory leak|kmemleaks found (?:before|after) running.*)$/;
+  /(?:\d+ new suspected memory leaks|Kernel memory leak detector|Automatic memory scanning thread|Kmemleak |Early log|Memory pool empty|Cannot |Found object by alias|Trying to color|Unknown object|Not scanning|Adding scan area|Setting excess_ref|Scan area larger|Object |kmalloc\(|vmalloc\(|kzalloc\()/y;
+const RE_CAPTURE_MARKER = /(?:\[section rc=-?\d+\]|rc=-?\d+|#{2,3} .*)\s*$/y;
+const RE_OTHER_TOOL_HEADER = /(?:(?:\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d )?BUG: memory leak|kmemleaks found (?:before|after) running.*)\s*$/y;
 
 const TERMINATORS = new Set(['ffffffff', 'ffffffffffffffff']);
 
 // --- the recogniser table -------------------------------------------------------------------------
 
 interface LineCtx {
-  /** Trimmed line without dmesg prefix. */
+  /** The line without dmesg prefix; the recognisers match from `start` (sticky regexes, no copy). */
   text: string;
+  /** Index of the first character after indentation and the `kmemleak: ` tag. */
+  start: number;
   /** The line carried a dmesg/kmsg prefix. */
   dmesg: boolean;
   /** The line carried the `kmemleak: ` tag. */
@@ -84,6 +88,7 @@ const IN_RECORD: readonly State[] = ['record', 'hex', 'backtrace'];
 
 export const RECOGNISERS: readonly Recogniser[] = [
   { name: 'header', record: true, first: 'u', re: RE_HEADER, handle: (p, m, c) => p._startRecord(m, c) },
+  { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME_FAST, handle: (p, m) => p._frame(m) },
   { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME, handle: (p, m) => p._frame(m) },
   { name: 'hex-line', record: true, states: ['hex'], re: RE_HEX_LINE, handle: (p, m) => p._hexLine(m) },
   { name: 'comm', record: true, states: ['record'], first: 'c', re: RE_COMM, handle: (p, m) => p._comm(m) },
@@ -92,14 +97,32 @@ export const RECOGNISERS: readonly Recogniser[] = [
   // `dump=<addr>` output in dmesg (not a leak report): swallow it until something else appears.
   { name: 'dump-object', first: 'O', re: RE_DUMP_HEADER, handle: (p) => p._startDump() },
   { name: 'dump-object', states: ['dump'], re: RE_DUMP_BODY, handle: () => true },
+  { name: 'dump-object', states: ['dump'], re: RE_FRAME_FAST, handle: () => true },
   { name: 'dump-object', states: ['dump'], re: RE_FRAME, handle: () => true },
-  { name: 'blank', re: /^$/, handle: () => true },
+  { name: 'blank', re: /\s*$/y, handle: () => true },
   { name: 'kmemleak-message', re: RE_KMEMLEAK_MESSAGE, handle: (_p, _m, c) => c.tagged || c.dmesg },
   { name: 'other-tool-header', re: RE_OTHER_TOOL_HEADER, handle: () => true },
   { name: 'capture-marker', first: '[r#', re: RE_CAPTURE_MARKER, handle: () => true },
   // A dmesg line from another subsystem (timestamped, no kmemleak tag): skip it, keep the record open.
-  { name: 'dmesg-other', re: /^/, handle: (_p, _m, c) => c.dmesg && !c.tagged },
+  { name: 'dmesg-other', re: /(?:)/y, handle: (_p, _m, c) => c.dmesg && !c.tagged },
 ];
+
+/**
+ * The table compiled per state: recognisers that apply in that state, in table order, indexed
+ * by the first character they can start with (those without a `first` hint are in every list).
+ */
+const DISPATCH: Record<State, { byFirst: Map<string, Recogniser[]>; rest: Recogniser[] }> = (() => {
+  const states: State[] = ['idle', 'record', 'hex', 'backtrace', 'dump'];
+  const out = {} as Record<State, { byFirst: Map<string, Recogniser[]>; rest: Recogniser[] }>;
+  for (const st of states) {
+    const applicable = RECOGNISERS.filter((r) => !r.states || r.states.includes(st));
+    const chars = new Set(applicable.flatMap((r) => (r.first ? [...r.first] : [])));
+    const byFirst = new Map<string, Recogniser[]>();
+    for (const ch of chars) byFirst.set(ch, applicable.filter((r) => !r.first || r.first.includes(ch)));
+    out[st] = { byFirst, rest: applicable.filter((r) => !r.first) };
+  }
+  return out;
+})();
 
 export interface ParserOptions {
   /** Called for each completed record, in input order. */
@@ -140,23 +163,27 @@ export class KmemleakParser {
     if (s.indexOf('\u00a0') >= 0 || s.indexOf('\t') >= 0) s = s.replace(/[\u00a0\t]/g, ' ');
 
     // Strip a dmesg/kmsg prefix and the `kmemleak: ` tag. Frame lines start with `[<`: not a prefix.
-    let dmesg = false;
-    let tagged = false;
+    const ctx = this.ctx;
+    ctx.dmesg = false;
+    ctx.tagged = false;
     const c0 = s.charCodeAt(0);
     if (c0 === 60 /* < */ || (c0 === 91 /* [ */ && s.charCodeAt(1) !== 60) || (c0 >= 48 && c0 <= 57 && s.indexOf(';') > 0)) {
       const km = c0 >= 48 && c0 <= 57 ? KMSG_PREFIX.exec(s) : null;
       const pm = km ?? DMESG_PREFIX.exec(s);
       if (pm && pm[0].length > 0) {
         s = s.slice(pm[0].length);
-        dmesg = true;
+        ctx.dmesg = true;
       }
     }
-    let text = s.trim();
-    if (text.startsWith(KMEMLEAK_TAG)) {
-      text = text.slice(KMEMLEAK_TAG.length).trim();
-      tagged = true;
+    let i = 0;
+    while (s.charCodeAt(i) === 32) i++;
+    if (s.startsWith(KMEMLEAK_TAG, i)) {
+      i += KMEMLEAK_TAG.length;
+      while (s.charCodeAt(i) === 32) i++;
+      ctx.tagged = true;
     }
-    const ctx: LineCtx = { text, dmesg, tagged };
+    ctx.text = s;
+    ctx.start = i;
     if (this.dispatch(ctx)) return;
     // Nobody understood it. Inside a dump= block that just ends the block: try again as idle.
     if (this.state === 'dump') {
@@ -170,12 +197,15 @@ export class KmemleakParser {
     }
   }
 
+  private readonly ctx: LineCtx = { text: '', start: 0, dmesg: false, tagged: false };
+
   private dispatch(ctx: LineCtx): boolean {
     const text = ctx.text;
-    const first = text.charAt(0);
-    for (const r of RECOGNISERS) {
-      if (r.states && !r.states.includes(this.state)) continue;
-      if (r.first && first && !r.first.includes(first)) continue;
+    const table = DISPATCH[this.state];
+    const list = table.byFirst.get(text.charAt(ctx.start)) ?? table.rest;
+    for (let k = 0; k < list.length; k++) {
+      const r = list[k];
+      r.re.lastIndex = ctx.start;
       const m = r.re.exec(text);
       if (!m) continue;
       if (r.handle(this, m, ctx) === false) continue;
@@ -238,7 +268,7 @@ export class KmemleakParser {
     const r = this.cur!;
     const want = (r.hexLength ?? 32) * 2;
     if (r.hex!.length >= want || r.hex!.length >= MAX_HEX_CHARS) return false; // more rows than announced: not hex
-    r.hex += m[1].replace(/ /g, '').toLowerCase();
+    r.hex += m[1].replaceAll(' ', '').toLowerCase();
     if (r.hex!.length > MAX_HEX_CHARS) r.hex = r.hex!.slice(0, MAX_HEX_CHARS);
     return true;
   }
