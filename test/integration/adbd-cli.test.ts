@@ -150,6 +150,29 @@ describe('adbd through the adb CLI', () => {
     assert.equal(fs.readFileSync(path.join(dst, 'sub', 'two.txt'), 'utf8'), '22');
   });
 
+  test('adb push and pull of a directory tree with many small files', T, async () => {
+    const src = path.join(tmp, 'many');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    const sums = new Map<string, string>();
+    for (let i = 0; i < 150; i++) {
+      const rel = i % 3 === 0 ? path.join('sub', `f${i}`) : `f${i}`;
+      const data = randomBytes(i * 53);
+      fs.writeFileSync(path.join(src, rel), data);
+      sums.set(rel, sha256(data));
+    }
+    const remote = path.join(tmp, 'many-remote');
+    const push = await adb(['push', src, remote]);
+    assert.equal(push.code, 0, push.stderr + push.stdout);
+    const back = path.join(tmp, 'many-back');
+    const pull = await adb(['pull', remote, back]);
+    assert.equal(pull.code, 0, pull.stderr + pull.stdout);
+    for (const [rel, sum] of sums) {
+      // neither target existed, so each copy is the tree itself
+      assert.equal(sha256(fs.readFileSync(path.join(remote, rel))), sum, rel);
+      assert.equal(sha256(fs.readFileSync(path.join(back, rel))), sum, rel);
+    }
+  });
+
   test('adb root answers that adbd already runs as root', T, async () => {
     const r = await adb(['root']);
     assert.match(r.stdout + r.stderr, /adbd is already running as root/);

@@ -391,6 +391,39 @@ describe('adbd wire protocol on a raw socket', () => {
     }
   });
 
+  test('shell,v2,pty: behaves like a cooked terminal (echo, CR -> newline, ^C, erase, LF -> CR LF)', T, async () => {
+    const { conn } = await RawConn.online(adbd.port);
+    try {
+      const s = (await conn.open('shell,v2,TERM=xterm,pty:'))!;
+      const screen = async (until: RegExp) => {
+        let text = '';
+        while (!until.test(text)) {
+          const r = parseShellV2(await conn.read(s));
+          assert.equal(r.stderr, '', 'a pty has no separate stderr');
+          text += r.stdout;
+        }
+        return text;
+      };
+      await conn.writeAcked(s, shellPacket(0, 'echo v-$((6*7))\r'));
+      const first = await screen(/v-42\r\n/);
+      assert.match(first, /echo v-\$\(\(6\*7\)\)\r\n/, 'typed line is echoed');
+      // ^C interrupts the foreground command, not the shell
+      await conn.writeAcked(s, shellPacket(0, 'sleep 30\r'));
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = Date.now();
+      await conn.writeAcked(s, shellPacket(0, '\x03'));
+      await conn.writeAcked(s, shellPacket(0, 'ech\x7f\x7f\x7fecho after\r'));
+      const after = await screen(/after\r\n/);
+      assert.ok(Date.now() - t0 < 10_000, 'sleep 30 was interrupted');
+      assert.match(after, /\^C/);
+      await conn.writeAcked(s, shellPacket(0, 'exit 6\r'));
+      const rest = parseShellV2(await conn.readAll(s));
+      assert.equal(rest.exit, 6);
+    } finally {
+      conn.destroy();
+    }
+  });
+
   test('exec: stdin and stdout are binary-safe', T, async () => {
     const { conn } = await RawConn.online(adbd.port);
     try {
@@ -441,6 +474,28 @@ describe('adbd wire protocol on a raw socket', () => {
       assert.equal(recv.subarray(8, 8 + recv.readUInt32LE(4)).toString(), 'abc');
       assert.equal(recv.subarray(11, 15).toString(), 'DONE');
       assert.equal(recv.length, 11 + 8, 'nothing after DONE; QUIT closed the stream');
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  test('sync: a small RECV and a LIST each come back in one WRTE, ending with DONE', T, async () => {
+    // Split replies make the adb server hold the tail behind Nagle (~40 ms per file in `adb pull dir`).
+    const dir = path.join(tmp, 'one-wrte');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'f.txt'), 'x'.repeat(5000));
+    const { conn } = await RawConn.online(adbd.port);
+    try {
+      const s = (await conn.open('sync:'))!;
+      await conn.writeAcked(s, syncRequest('RECV', path.join(dir, 'f.txt')));
+      const recv = await conn.read(s);
+      assert.equal(recv.length, 8 + 5000 + 8);
+      assert.equal(recv.subarray(5008, 5012).toString(), 'DONE');
+      await conn.writeAcked(s, syncRequest('LIST', dir));
+      const list = await conn.read(s);
+      assert.equal(list.subarray(0, 4).toString(), 'DENT');
+      assert.equal(list.subarray(list.length - 20, list.length - 16).toString(), 'DONE');
+      assert.equal(list.length, 3 * 20 + '.'.length + '..'.length + 'f.txt'.length + 20);
     } finally {
       conn.destroy();
     }

@@ -42,14 +42,16 @@ export function openService(name: string, stream: AdbStream, ctx: DaemonContext)
     const parsed = parseShell(name);
     if (!parsed) return null;
     const { args, command } = parsed;
-    // Without a pty to offer, "interactive" means: no command and (pty asked for, or v1 default).
-    const interactive = command === '' && (args.pty || !args.raw);
-    if (args.v2) return { start: () => new ShellV2Service(stream, ctx, { command, interactive, term: args.term }) };
-    return { start: () => new RawShellService(stream, ctx, { command, interactive, term: args.term }) };
+    // adbd: a pty when asked for, or by default when there is no command; otherwise raw.
+    // A cooked pty is emulated (CookedTty); a raw one is just the pipes.
+    const tty = args.pty || (command === '' && !args.raw);
+    const spec = { command, interactive: tty && command === '', term: args.term, tty };
+    if (args.v2) return { start: () => new ShellV2Service(stream, ctx, spec) };
+    return { start: () => new RawShellService(stream, ctx, spec) };
   }
   if (name.startsWith('exec:')) {
     const command = name.slice('exec:'.length);
-    return { start: () => new RawShellService(stream, ctx, { command, interactive: false }) };
+    return { start: () => new RawShellService(stream, ctx, { command, interactive: false, tty: false }) };
   }
   if (name === 'sync:') return { start: () => new SyncService(stream, ctx) };
   if (name === 'root:') return { start: () => new RootService(stream) };

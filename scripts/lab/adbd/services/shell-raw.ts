@@ -1,28 +1,40 @@
 // `shell:CMD` (protocol v1) and `exec:CMD`: raw bytes both ways, stdout and stderr merged,
 // no exit status; the stream closes when the command is done. Real adbd runs these on a raw
-// pty; we use one pipe for both outputs, so output is binary-safe. When the host closes the
+// pty; we use one pipe for both outputs, so output is binary-safe. `shell:` without a command
+// gets a cooked pty on a real device; CookedTty plays that part. When the host closes the
 // stream the whole process group gets SIGHUP, as a pty hangup delivers it.
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { DaemonContext } from '../config.js';
 import type { AdbStream, CloseReason, Service } from '../stream.js';
-import { hangUp, spawnErrorText, spawnShell, writeAndDrain } from './subprocess.js';
+import { CookedTty } from './cooked-tty.js';
+import { hangUp, signalChild, spawnErrorText, spawnShell, writeAndDrain } from './subprocess.js';
 
 export class RawShellService implements Service {
   private readonly child: ChildProcess;
   private exited = false;
   private closed = false;
+  private readonly tty: CookedTty | null;
 
   constructor(
     private readonly stream: AdbStream,
     private readonly ctx: DaemonContext,
-    spec: { command: string; interactive: boolean; term?: string },
+    spec: { command: string; interactive: boolean; term?: string; tty: boolean },
   ) {
     this.child = spawnShell(ctx, { ...spec, mergeStderr: true });
+    const child = this.child;
+    this.tty = spec.tty
+      ? new CookedTty({
+          toChild: (d) => writeAndDrain(child.stdin, d),
+          echo: (d) => this.stream.write(d),
+          interrupt: () => signalChild(child, 'SIGINT', true),
+          endOfInput: () => child.stdin?.end(),
+        })
+      : null;
     const outputs = [this.child.stdout, this.child.stderr].filter((s): s is Readable => s !== null);
     for (const out of outputs) {
       out.on('data', (chunk: Buffer) => {
-        if (!this.stream.write(chunk)) {
+        if (!this.stream.write(this.tty ? CookedTty.output(chunk) : chunk)) {
           // Host is slow: stop reading so the child blocks on its pipe.
           for (const o of outputs) o.pause();
           void this.stream.waitDrain().then(() => {
@@ -44,7 +56,7 @@ export class RawShellService implements Service {
   }
 
   onData(data: Buffer): Promise<void> {
-    return writeAndDrain(this.child.stdin, data);
+    return this.tty ? this.tty.input(data) : writeAndDrain(this.child.stdin, data);
   }
 
   onClose(reason: CloseReason): void {

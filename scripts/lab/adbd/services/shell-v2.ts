@@ -1,12 +1,15 @@
 // `shell,v2,...:CMD`: the shell protocol. Every message both ways is [u8 id][u32le length][data]:
 // 0 stdin, 1 stdout, 2 stderr, 3 exit (1 byte), 4 close-stdin, 5 window-size (shell_protocol.h).
 // stdout and stderr stay separate and the real exit status is sent before the stream closes.
+// With `pty` (adb shell from a terminal) output is merged, as on a pty, and CookedTty echoes and
+// edits the input lines.
 import type { ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { ByteQueue } from '../bytes.js';
 import type { DaemonContext } from '../config.js';
 import type { AdbStream, CloseReason, Service } from '../stream.js';
-import { exitStatus, hangUp, spawnErrorText, spawnShell, writeAndDrain } from './subprocess.js';
+import { CookedTty } from './cooked-tty.js';
+import { exitStatus, hangUp, signalChild, spawnErrorText, spawnShell, writeAndDrain } from './subprocess.js';
 
 export const ID_STDIN = 0;
 export const ID_STDOUT = 1;
@@ -33,13 +36,25 @@ export class ShellV2Service implements Service {
   private readonly inbound = new ByteQueue();
   /** The packet being received: its id and how many payload bytes are still to come. */
   private current: { id: number; left: number } | null = null;
+  private readonly tty: CookedTty | null;
 
   constructor(
     private readonly stream: AdbStream,
     private readonly ctx: DaemonContext,
-    spec: { command: string; interactive: boolean; term?: string },
+    spec: { command: string; interactive: boolean; term?: string; tty: boolean },
   ) {
-    this.child = spawnShell(ctx, { ...spec, mergeStderr: false });
+    this.child = spawnShell(ctx, { ...spec, mergeStderr: spec.tty });
+    const child = this.child;
+    this.tty = spec.tty
+      ? new CookedTty({
+          toChild: (d) => writeAndDrain(child.stdin, d),
+          echo: (d) => {
+            for (const part of shellPacket(ID_STDOUT, d)) this.stream.write(part);
+          },
+          interrupt: () => signalChild(child, 'SIGINT', true),
+          endOfInput: () => child.stdin?.end(),
+        })
+      : null;
     const outputs: Array<[Readable | null, number]> = [
       [this.child.stdout, ID_STDOUT],
       [this.child.stderr, ID_STDERR],
@@ -49,7 +64,9 @@ export class ShellV2Service implements Service {
       if (!out) continue;
       out.on('data', (chunk: Buffer) => {
         let ok = true;
-        for (const part of shellPacket(id, chunk)) ok = this.stream.write(part) && ok;
+        // On a pty everything the program writes arrives as stdout.
+        const packet = this.tty ? shellPacket(ID_STDOUT, CookedTty.output(chunk)) : shellPacket(id, chunk);
+        for (const part of packet) ok = this.stream.write(part) && ok;
         if (!ok) {
           for (const r of readers) r.pause();
           void this.stream.waitDrain().then(() => {
@@ -89,7 +106,8 @@ export class ShellV2Service implements Service {
           if (this.inbound.length === 0) return;
           const piece = this.inbound.take(Math.min(cur.left, this.inbound.length));
           cur.left -= piece.length;
-          await writeAndDrain(this.child.stdin, piece);
+          if (this.tty) await this.tty.input(piece);
+          else await writeAndDrain(this.child.stdin, piece);
         }
         if (cur.left === 0) this.current = null;
         continue;
@@ -101,7 +119,8 @@ export class ShellV2Service implements Service {
         cur.left -= n;
         if (cur.left > 0) return;
         this.current = null;
-        if (cur.id === ID_CLOSE_STDIN) this.child.stdin?.end();
+        // adbd cannot close just the input of a pty either, so it ignores close-stdin there.
+        if (cur.id === ID_CLOSE_STDIN && !this.tty) this.child.stdin?.end();
         continue;
       }
       // Window size: we have no pty to resize; consume it whole.

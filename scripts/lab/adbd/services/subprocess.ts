@@ -57,14 +57,21 @@ export function spawnShell(ctx: DaemonContext, spec: ShellSpec): ChildProcess {
   return child;
 }
 
-/** SIGHUP the child (v2: the direct child only) or its whole process group (v1/exec: a pty hangup). */
-export function hangUp(child: ChildProcess, wholeGroup: boolean): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+/** Send a signal to the child, or to its whole process group (it is a session leader). */
+export function signalChild(child: ChildProcess, signal: NodeJS.Signals, wholeGroup: boolean): void {
+  if (child.pid === undefined) return;
+  // The group may outlive its leader (background jobs), so only the single-process case checks exit.
+  if (!wholeGroup && (child.exitCode !== null || child.signalCode !== null)) return;
   try {
-    process.kill(wholeGroup ? -child.pid : child.pid, 'SIGHUP');
+    process.kill(wholeGroup ? -child.pid : child.pid, signal);
   } catch {
     // already gone
   }
+}
+
+/** SIGHUP the child (v2: the direct child only) or its whole process group (v1/exec: a pty hangup). */
+export function hangUp(child: ChildProcess, wholeGroup: boolean): void {
+  signalChild(child, 'SIGHUP', wholeGroup);
 }
 
 /** Exit status as adbd reports it: the exit code, or 0x80|signal number when killed by a signal. */

@@ -231,6 +231,8 @@ export class SyncService implements Service {
     } catch {
       names = []; // adbd: opendir failed → just DONE
     }
+    const batch: Buffer[] = [];
+    let batchBytes = 0;
     for (const name of names) {
       if (this.closed) return;
       let st: import('node:fs').BigIntStats | null = null;
@@ -251,12 +253,20 @@ export class SyncService implements Service {
         statV1(ID_DENT, st).copy(entry, 0);
         entry.writeUInt32LE(name.length, 16);
       }
-      if (!this.reply(Buffer.concat([entry, name]))) await this.stream.waitDrain();
+      // Entries go out in batches, and the last batch with DONE (one WRTE, see doRecv).
+      batch.push(entry, name);
+      batchBytes += entry.length + name.length;
+      if (batchBytes >= SYNC_DATA_MAX) {
+        const full = Buffer.concat(batch);
+        batch.length = 0;
+        batchBytes = 0;
+        if (!this.reply(full)) await this.stream.waitDrain();
+      }
     }
     // DONE is a whole zeroed entry of the same size.
     const done = Buffer.alloc(v2 ? 76 : 20);
     done.writeUInt32LE(ID_DONE, 0);
-    this.reply(done);
+    this.reply(Buffer.concat([...batch, done]));
   }
 
   // ---- RECV ----
@@ -269,6 +279,9 @@ export class SyncService implements Service {
       return this.fail(`open failed: ${strerror(err)}`);
     }
     try {
+      // The last DATA is held back and sent together with DONE: a reply split into a DATA
+      // WRTE and a lone DONE WRTE costs a Nagle/delayed-ACK round (~40 ms) per file on the host.
+      let held: Buffer | null = null;
       for (;;) {
         if (this.closed) return;
         // Header and data in one buffer: DATA chunks are queued without another copy.
@@ -277,14 +290,16 @@ export class SyncService implements Service {
         try {
           ({ bytesRead: n } = await file.read(buf, 8, SYNC_DATA_MAX, null));
         } catch (err) {
+          if (held) this.reply(held);
           return this.fail(`read failed: ${strerror(err)}`);
         }
         if (n === 0) break;
         buf.writeUInt32LE(ID_DATA, 0);
         buf.writeUInt32LE(n, 4);
-        if (!this.reply(buf.subarray(0, 8 + n))) await this.stream.waitDrain();
+        if (held && !this.reply(held)) await this.stream.waitDrain();
+        held = buf.subarray(0, 8 + n);
       }
-      this.reply(u32(ID_DONE, 0));
+      this.reply(held ? Buffer.concat([held, u32(ID_DONE, 0)]) : u32(ID_DONE, 0));
     } finally {
       await file.close().catch(() => {});
     }
