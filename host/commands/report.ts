@@ -47,7 +47,14 @@ async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRu
     const text = readText(source);
     let parsed: unknown;
     try { parsed = JSON.parse(text); } catch { parsed = undefined; }
-    if (looksLikeAnalysis(parsed)) return withMemory(parseAnalysisJson(text, source), false);
+    if (looksLikeAnalysis(parsed)) {
+      if (opts.sinceSeq !== undefined || opts.suppressFile !== undefined) {
+        throw new KmlError(ExitCode.USAGE, `${source} is a saved analysis: --since and --suppress apply when a run is analysed`, {
+          hint: 'give the run directory instead, or drop those options to re-render the analysis as saved',
+        });
+      }
+      return withMemory(parseAnalysisJson(text, source), false);
+    }
   }
   if (!st.isFile() && !st.isDirectory()) throw new KmlError(ExitCode.IO, `${source} is neither a file nor a directory`, { hint: SOURCE_HINT });
   let run: AnalyzedRun;

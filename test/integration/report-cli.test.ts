@@ -56,6 +56,7 @@ test('store: every format, --out written atomically, JSON re-rendered', T, () =>
   const again = kml('report', path.join(dir, 'r.json'), '--format', 'text');
   assert.equal(again.code, 0, again.err);
   assert.equal(again.out.replace(/\r/g, ''), fs.readFileSync(path.join(dir, 'r.text'), 'utf8'), 'the JSON is the source of truth');
+  assert.equal(kml('report', path.join(dir, 'r.json'), '--since', '3').code, 2, 'a saved analysis cannot be re-filtered');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
