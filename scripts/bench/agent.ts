@@ -1,0 +1,180 @@
+// CPU cost of one agent cycle on the device, next to its parts measured in the same run:
+// a bare `cat` of the kmemleak file (the baseline), a bare `echo scan` (the kernel's scan, which
+// runs in the writer's context and so is billed to whoever writes it), and the seed's loop.
+//
+//   node dist/scripts/bench/agent.js --lab                      # boot a lab device, measure, tear it down
+//   node dist/scripts/bench/agent.js -P 5037 -s 127.0.0.1:5555   # an existing device (lab or phone, rooted)
+//   ... --cycles 3 --repeat 5 --json
+//
+// How: each measured command runs in the foreground under a wrapper `sh -c 'CMD; cat /proc/$$/stat'`;
+// the wrapper's cutime+cstime (fields 16, 17) is the CPU of everything CMD ran, children included,
+// in clock ticks (getconf CLK_TCK, usually 100 → 10 ms resolution; hence several cycles/repeats).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Adb, asRoot, ensureRoot, resolveAdbEndpoint, type RootMethod, shq } from '../../host/adb/index.js';
+import { AgentControl, agentArgs } from '../../host/device/agent.js';
+import { createLogger } from '../../host/log.js';
+import { DEFAULT_UP, labDown, labLeak, labUp, type LabContext } from '../../host/lab/lab.js';
+
+const USAGE = `Usage: node dist/scripts/bench/agent.js (--lab | -s SERIAL [-P PORT]) [--cycles N] [--repeat N] [--leak-rate R] [--json]
+
+Measures, on the device, the CPU time (user+system, children included) of:
+  cat      a bare \`cat /sys/kernel/debug/kmemleak > /dev/null\`   (baseline)
+  scan     a bare \`echo scan > /sys/kernel/debug/kmemleak\`
+  seed     the seed's loop body: cat > file; echo clear; echo scan
+  double   one kml-agent.sh cycle, double-scan protocol (scan, 5 s, scan, read, samples, meta, clear)
+  agent-seed  one kml-agent.sh cycle, --protocol seed
+and prints each per cycle/run, with ratios to the bare cat and to the kernel work (2 scans + cat).`;
+
+const KMEMLEAK = '/sys/kernel/debug/kmemleak';
+
+interface Measure { name: string; runs: number; totalTicks: number; msPerRun: number; wallMsPerRun: number }
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** cutime+cstime of a wrapper shell after CMD, in ticks. */
+function parseChildTicks(stat: string): number {
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).trim().split(/\s+/);
+  // rest[0] is field 3 (state): field n is rest[n - 3]; cutime = 16, cstime = 17.
+  const cutime = Number(rest[13]);
+  const cstime = Number(rest[14]);
+  if (!Number.isFinite(cutime) || !Number.isFinite(cstime)) throw new Error(`unexpected /proc/PID/stat: ${stat}`);
+  return cutime + cstime;
+}
+
+async function measure(adb: Adb, serial: string, root: RootMethod, name: string, cmd: string, runs: number, tickMs: number): Promise<Measure> {
+  const inner = `${cmd}; cat /proc/$$/stat`;
+  const t0 = Date.now();
+  const out = await adb.shellOk(serial, asRoot(root, `sh -c ${shq(inner)}`), { timeoutMs: 30 * 60_000 });
+  const wall = Date.now() - t0;
+  const line = out.trim().split('\n').pop() ?? '';
+  const ticks = parseChildTicks(line);
+  return { name, runs, totalTicks: ticks, msPerRun: (ticks * tickMs) / runs, wallMsPerRun: wall / runs };
+}
+
+const loop = (n: number, body: string) => `i=0; while [ $i -lt ${n} ]; do ${body}; i=$((i+1)); done`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      lab: { type: 'boolean', default: false },
+      serial: { type: 'string', short: 's' },
+      port: { type: 'string', short: 'P' },
+      cycles: { type: 'string', default: '3' },
+      repeat: { type: 'string', default: '10' },
+      'leak-rate': { type: 'string', default: '20' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || (!values.lab && !values.serial)) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(values.help ? 0 : 2);
+  }
+  const cycles = Number(values.cycles);
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(cycles) || cycles < 1 || !Number.isInteger(repeat) || repeat < 1) throw new Error('--cycles and --repeat must be whole numbers >= 1');
+
+  let serial = values.serial;
+  let port = values.port ? Number(values.port) : undefined;
+  let labCtx: LabContext | undefined;
+  let stateDir: string | undefined;
+  let ownServerPort: number | undefined;
+  try {
+    if (values.lab) {
+      port ??= ownServerPort = await freePort();
+      stateDir = mkdtempSync(path.join(os.tmpdir(), 'kml-bench-agent-'));
+      labCtx = {
+        adbPort: port,
+        stateRoot: path.join(stateDir, 'lab'),
+        env: { ...process.env, ANDROID_ADB_SERVER_PORT: String(port), KML_STATE_DIR: stateDir },
+        log: createLogger({ level: 'info', file: path.join(stateDir, 'lab.log'), pretty: false }),
+        progress: process.stderr,
+      };
+      const [dev] = await labUp(labCtx, { ...DEFAULT_UP, count: 1, dataSizeMb: 256 });
+      serial = dev.serial;
+      await labLeak(labCtx, serial, { rate: Number(values['leak-rate']), paths: 7 });
+      await new Promise((r) => setTimeout(r, 8_000)); // let leaks age past MSECS_MIN_AGE
+    }
+    const adb = new Adb(resolveAdbEndpoint({ port }));
+    const root = await ensureRoot(adb, serial!);
+    const dir = '/data/local/tmp/kml-bench';
+    const agent = new AgentControl(adb, serial!, { root, dir });
+    await agent.install();
+    const tck = Number((await adb.shell(serial!, 'getconf CLK_TCK 2>/dev/null || echo 100')).stdout.trim()) || 100;
+    const tickMs = 1000 / tck;
+    // Give the report some content (two scans, ≥ 5 s apart), as a run would have.
+    await adb.shellOk(serial!, asRoot(root, `echo scan=off > ${KMEMLEAK}; echo scan > ${KMEMLEAK}; sleep 5; echo scan > ${KMEMLEAK}`), { timeoutMs: 120_000 });
+    const reportBytes = Number((await adb.shellOk(serial!, asRoot(root, `cat ${KMEMLEAK} | wc -c`))).trim());
+
+    const script = shq(`${dir}/kml-agent.sh`);
+    const agentRun = (protocol: 'double' | 'seed') =>
+      `rm -rf ${shq(dir)}/snapshots ${shq(dir)}/seq; sh ${script} ${agentArgs(dir, { interval: 1, protocol, count: cycles }).map(shq).join(' ')} >/dev/null 2>&1`;
+    const results: Measure[] = [];
+    // The bare cat first: it must not be preceded by a clear of ours.
+    results.push(await measure(adb, serial!, root, 'cat', loop(repeat, `cat ${KMEMLEAK} >/dev/null`), repeat, tickMs));
+    results.push(await measure(adb, serial!, root, 'scan', loop(repeat, `echo scan > ${KMEMLEAK}`), repeat, tickMs));
+    results.push(await measure(adb, serial!, root, 'seed', loop(repeat, `cat ${KMEMLEAK} > ${shq(dir)}/seed.txt; echo clear > ${KMEMLEAK}; echo scan > ${KMEMLEAK}`), repeat, tickMs));
+    results.push(await measure(adb, serial!, root, 'double', agentRun('double'), cycles, tickMs));
+    results.push(await measure(adb, serial!, root, 'agent-seed', agentRun('seed'), cycles, tickMs));
+    await adb.shell(serial!, asRoot(root, `rm -rf ${shq(dir)}`));
+
+    const by = Object.fromEntries(results.map((r) => [r.name, r]));
+    const kernelWork = 2 * by.scan.msPerRun + by.cat.msPerRun;
+    const summary = {
+      serial,
+      clockTickMs: tickMs,
+      reportBytes,
+      cycles,
+      repeat,
+      results,
+      ratios: {
+        doubleVsCat: by.double.msPerRun / Math.max(by.cat.msPerRun, tickMs / repeat),
+        doubleVsKernelWork: by.double.msPerRun / Math.max(kernelWork, 1e-9),
+        agentSeedVsSeedLoop: by['agent-seed'].msPerRun / Math.max(by.seed.msPerRun, tickMs / repeat),
+      },
+      agentOverheadMsPerCycle: by.double.msPerRun - kernelWork,
+    };
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    } else {
+      const lines = [
+        `device ${serial}, kmemleak report ${reportBytes} bytes, CLK_TCK ${tck} (${tickMs} ms/tick)`,
+        'what                    runs   CPU ms/run   wall ms/run',
+        ...results.map((r) => `${r.name.padEnd(22)} ${String(r.runs).padStart(5)}   ${r.msPerRun.toFixed(1).padStart(10)}   ${r.wallMsPerRun.toFixed(0).padStart(11)}`),
+        '',
+        `agent double cycle / bare cat:                 ${summary.ratios.doubleVsCat.toFixed(1)}x`,
+        `agent double cycle / kernel work (2 scans+cat): ${summary.ratios.doubleVsKernelWork.toFixed(2)}x`,
+        `agent overhead beyond the kernel work:          ${summary.agentOverheadMsPerCycle.toFixed(1)} ms CPU per cycle`,
+        `agent seed cycle / seed loop body:              ${summary.ratios.agentSeedVsSeedLoop.toFixed(1)}x`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }
+  } finally {
+    if (labCtx) await labDown(labCtx, []).catch((e) => process.stderr.write(`lab down failed: ${(e as Error).message}\n`));
+    if (ownServerPort !== undefined) {
+      try {
+        execFileSync(process.env.KML_ADB ?? 'adb', ['-P', String(ownServerPort), 'kill-server'], { stdio: 'ignore' });
+      } catch { /* already gone */ }
+    }
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench agent: ${(e as Error).message}\n`);
+  process.exit(1);
+});
