@@ -2,7 +2,7 @@
 // (and root), host/device/agent for the agent's life and its snapshot folders.
 import { AdbError, asRoot, ensureRoot, shq, type Adb, type RootMethod } from '../adb/index.js';
 import { AgentControl, DEFAULT_AGENT_DIR } from '../device/agent.js';
-import { runDoctor } from '../device/doctor.js';
+import { doctorFailure, runDoctor } from '../device/doctor.js';
 import { formatCheckLines } from '../device/doctor-checks.js';
 import { ExitCode, KmlError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -81,6 +81,7 @@ export class AdbDevicePort implements DevicePort {
       ready: r.ready,
       exitCode,
       text: formatCheckLines(r.checks).join('\n'),
+      summary: doctorFailure(r)?.message,
       facts: {
         rootMethod: r.rootMethod,
         sdk: r.sdk,

@@ -9,6 +9,8 @@ export interface DoctorOutcome {
   exitCode: number;
   /** The human-readable report (one line per check), printed when collect refuses. */
   text: string;
+  /** One line naming the failed checks (when not ready). */
+  summary?: string;
   /** Facts for run.json: props, kernel version, cmdline, config excerpt, root method, ... */
   facts: Record<string, unknown>;
   /** The device's boot id at the time of the check, when doctor read it. */

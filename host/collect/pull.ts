@@ -158,7 +158,8 @@ export async function pullPass(ctx: PullContext, skip: Map<number, string> = new
   return { outcomes, remaining: seqs.length - gone };
 }
 
-export function notReady(text: string, exitCode: number): KmlError {
+/** collect refuses a device doctor did not pass: exit 3 (unavailable) or 4 (not capable), with the report. */
+export function notReady(text: string, exitCode: number, summary?: string): KmlError {
   const code = exitCode === ExitCode.DEVICE ? ExitCode.DEVICE : ExitCode.NOT_CAPABLE;
-  return new KmlError(code, 'the device is not ready for kmemleak collection (kml doctor says so)', { hint: text.trim() });
+  return new KmlError(code, summary ?? 'the device is not ready for kmemleak collection', { hint: text.trim() });
 }

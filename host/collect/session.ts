@@ -96,7 +96,7 @@ export async function collectOne(req: CollectRequest, serial: string, stop: Abor
     const port = portFor({ ...req, out }, serial, req.log.child({ serial }));
     req.log.info({ serial }, 'checking the device (kml doctor)');
     const doc = await port.doctor();
-    if (!doc.ready) throw notReady(doc.text, doc.exitCode);
+    if (!doc.ready) throw notReady(doc.text, doc.exitCode, doc.summary);
     const opened = await openRunFor({
       out, serial, resume: req.resume, newRun: req.newRun, command: req.command,
       settings: {

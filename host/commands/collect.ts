@@ -202,6 +202,8 @@ ${EXIT_CODES}`)
       const serials = await resolveSerials(b.adb, o.serial, o.all);
       if (o.resume && serials.length > 1) throw new KmlError(ExitCode.USAGE, '--resume names one run folder: use it with one --serial');
       const minDev = o.minDeviceFreeMb !== undefined ? parsePositiveInt('--min-device-free-mb', o.minDeviceFreeMb) * 1024 : undefined;
+      // the agent does 32-bit shell arithmetic: its KiB figure must stay below 10^9
+      if (minDev !== undefined && minDev > 999_999_999) throw new KmlError(ExitCode.USAGE, '--min-device-free-mb must be at most 976562');
       const renderer = progress ? new ProgressRenderer(process.stdout) : undefined;
       const ac = new AbortController();
       const unhook = stopOnSignals(ac, b.log, Boolean(o.json));
