@@ -185,9 +185,9 @@ export class SyncService implements Service {
     }
   }
 
-  /** adbd's cwd is /, so a relative path is relative to /. */
+  /** adbd's cwd is /, so a relative path is relative to /; an empty one stays empty (ENOENT). */
   private absolute(name: Buffer): Buffer {
-    return name[0] === 0x2f ? name : Buffer.concat([SLASH, name]);
+    return name.length === 0 || name[0] === 0x2f ? name : Buffer.concat([SLASH, name]);
   }
 
   private reply(data: Buffer): boolean {
