@@ -45,12 +45,17 @@ export interface KmemleakGrowth {
 export function kmemleakGrowthOf(run: Pick<AnalyzedRun, 'groups' | 'snapshots'>): KmemleakGrowth {
   const growing = run.groups.filter((g) => g.status === 'growing' || g.status === 'new');
   const top = [...growing].sort((a, b) => (b.bytesPerHour ?? 0) - (a.bytesPerHour ?? 0) || b.bytes - a.bytes)[0];
+  // Files copied off a phone together (adb pull) all get the copy time as mtime: rates from such
+  // times are meaningless (GB/h), so they are treated as unknown.
+  const ts = run.snapshots.map((s) => s.t).filter((t): t is number => t !== null);
+  const copiedTogether = run.snapshots.length > 1 && run.snapshots.every((s) => s.wallTimeSource === 'mtime' || s.wallTimeSource === 'none') &&
+    (ts.length < 2 || ts[ts.length - 1] - ts[0] < run.snapshots.length - 1);
   return {
     snapshots: run.snapshots.length,
     groups: run.groups.length,
     growingGroups: growing.length,
-    bytesPerHour: growing.reduce((s, g) => s + Math.max(0, g.bytesPerHour ?? 0), 0),
-    ratesKnown: growing.some((g) => g.bytesPerHour !== null),
+    bytesPerHour: copiedTogether ? 0 : growing.reduce((s, g) => s + Math.max(0, g.bytesPerHour ?? 0), 0),
+    ratesKnown: !copiedTogether && growing.some((g) => g.bytesPerHour !== null),
     bytes: run.groups.reduce((s, g) => s + g.bytes, 0),
     topTitle: top?.title ?? null,
   };

@@ -149,7 +149,10 @@ interface Axis {
 
 function timeAxis(run: AnalyzedRun): Axis {
   const t0 = run.snapshots.find((s) => s.t !== null)?.t ?? null;
-  const timed = t0 !== null && run.snapshots.every((s) => s.t !== null);
+  const tLast = run.snapshots[run.snapshots.length - 1]?.t ?? null;
+  // Snapshot times less than a second apart on average (files copied together) make no useful axis.
+  const timed = t0 !== null && tLast !== null && run.snapshots.every((s) => s.t !== null) &&
+    (run.snapshots.length < 2 || tLast - t0 >= run.snapshots.length - 1);
   if (timed) {
     const ofSnapshot = (i: number) => ((run.snapshots[i]?.t ?? t0) - t0) / 3600;
     const last = run.snapshots.length - 1;

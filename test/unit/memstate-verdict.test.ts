@@ -201,3 +201,19 @@ test('half-missing samples: files absent in some snapshots are tolerated', () =>
   assert.equal(v.basis.samples, 5);
   assert.notEqual(v.conclusion, 'insufficient-data');
 });
+
+test('snapshot times from mtimes of files copied together: kmemleak rates are treated as unknown', () => {
+  const run = analyzedRun([group('memory leak in binder_alloc_new_buf', 'faa1ba287da9', 192, [0, 5, 10, 15])], 4);
+  run.snapshots.forEach((s, i) => { s.wallTimeSource = 'mtime'; s.t = T0 + i * 0.002; s.wallTime = s.t; });
+  run.groups[0].bytesPerHour = 3.6e9; // what a slope over milliseconds gives
+  const g = kmemleakGrowthOf(run);
+  assert.equal(g.ratesKnown, false);
+  assert.equal(g.bytesPerHour, 0);
+  const v = computeVerdict(null, g);
+  assert.equal(v.conclusion, 'kernel-slab-leak');
+  assert.equal(v.finding, 'possible');
+  assert.match(v.summary, /rate unknown/);
+  // Real mtimes an interval apart are kept.
+  run.snapshots.forEach((s, i) => { s.t = T0 + i * 600; });
+  assert.equal(kmemleakGrowthOf(run).ratesKnown, true);
+});
