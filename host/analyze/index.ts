@@ -141,18 +141,19 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const rules = [...(builtin ? BUILTIN_SUPPRESSIONS : []), ...suppressCfg.rules].map(compileRule);
   const recordRules = rules.filter((r) => !r.groupRule);
   const groupRules = rules.filter((r) => r.groupRule);
-  const stackMatchCache = new WeakMap<StackIdentity, boolean[]>();
+  // Stack part of every rule, memoised on the (cached) stack identity.
   const stackMatches = (id: StackIdentity): boolean[] => {
-    let v = stackMatchCache.get(id);
+    let v = id.memo as boolean[] | undefined;
     if (!v) {
       v = rules.map((r) => r.matchesStack({ allFrames: id.allFrames, keyFrames: id.frames, culprit: id.culprit, module: id.module }));
-      stackMatchCache.set(id, v);
+      id.memo = v;
     }
     return v;
   };
   const ruleIndex = new Map<CompiledRule, number>(rules.map((r, i) => [r, i]));
   const table = new GroupTable(candidates.length, groupRules);
   const groupRuleIndex = groupRules.map((r) => ruleIndex.get(r)!);
+  const recordRuleIndex = recordRules.map((r) => ruleIndex.get(r)!);
   const scratchUptimes: (number | null)[] = new Array(candidates.length).fill(null);
   const scratchMasks: number[] = new Array(groupRules.length).fill(0);
 
@@ -201,8 +202,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       const sm = stackMatches(id);
       // Record rules: the first matching one moves the record to a suppressed group.
       let recordRule: CompiledRule | null = null;
-      for (const rr of recordRules) {
-        if (sm[ruleIndex.get(rr)!] && rr.matchesObject(r)) { recordRule = rr; break; }
+      for (let k = 0; k < recordRules.length; k++) {
+        if (sm[recordRuleIndex[k]] && recordRules[k].matchesObject(r)) { recordRule = recordRules[k]; break; }
       }
       // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
       const uptimes = scratchUptimes;
@@ -215,7 +216,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
         if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
       }
       if (r.jiffies !== null) {
-        hzEst.observe(r.jiffies, r.pointerBits, readUptime, r.ageMs);
+        hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
         if (r.ageMs !== null) {
           if (!lo || r.jiffies < lo.jiffies!) lo = r;
           if (!hi || r.jiffies > hi.jiffies!) hi = r;

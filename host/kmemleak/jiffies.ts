@@ -61,11 +61,17 @@ export class HzEstimator {
   }
 
   observe(jiffies: number, pointerBits: 32 | 64, readUptimeS: number | null, ageMs: number | null): void {
+    const uptimes = this.candidates.map((hz) => allocUptimeS(jiffies, hz, pointerBits, readUptimeS));
+    this.observeUptimes(uptimes, readUptimeS, ageMs);
+  }
+
+  /** Same as observe(), with the allocation uptimes per candidate already computed (the hot path). */
+  observeUptimes(uptimes: readonly (number | null)[], readUptimeS: number | null, ageMs: number | null): void {
     this.observations++;
     const withAge = ageMs !== null && readUptimeS !== null;
     for (let i = 0; i < this.candidates.length; i++) {
       if (this.impossible[i] > 0 && !withAge) continue; // already ruled out; nothing more to learn
-      const t = allocUptimeS(jiffies, this.candidates[i], pointerBits, readUptimeS);
+      const t = uptimes[i];
       if (t === null || (readUptimeS !== null && t > readUptimeS + 2)) {
         this.impossible[i]++;
         continue;

@@ -1,6 +1,8 @@
 // Bounded fuzz run in the suite: 2000 seeded mutations of the real captures through the
 // kmemleak parser (in memory and streamed), fingerprinting and jiffies code. No input may throw,
-// hang (the worker is killed after 20 s without progress) or take longer than 2 s.
+// hang (the worker is killed after 60 s without progress) or take longer than 10 s (inputs are at
+// most 4 MB and take well under a second; the bound catches runaway behaviour, with room for a
+// loaded 2-core CI machine).
 // The long run is scripts/fuzz/parsers.ts (≥10k inputs, random seed).
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,8 +18,8 @@ test('mutations are deterministic for a (seed, index)', () => {
   assert.ok(MUTATIONS.length >= 10);
 });
 
-test('fuzz: 2000 mutated inputs, no throw, no hang, each under 2 s', { timeout: 300_000 }, async () => {
-  const res = await runFuzz({ targets: ['kmemleak'], iterations: 2000, seed: 20260101, perInputMs: 2000 }, 20_000);
+test('fuzz: 2000 mutated inputs, no throw, no hang, each under 10 s', { timeout: 600_000 }, async () => {
+  const res = await runFuzz({ targets: ['kmemleak'], iterations: 2000, seed: 20260101, perInputMs: 10_000 }, 60_000);
   assert.deepEqual(res.failures, []);
   assert.equal(res.inputs, 2000);
 });
