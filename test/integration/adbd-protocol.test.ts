@@ -416,6 +416,13 @@ describe('adbd wire protocol on a raw socket', () => {
       const after = await screen(/after\r\n/);
       assert.ok(Date.now() - t0 < 10_000, 'sleep 30 was interrupted');
       assert.match(after, /\^C/);
+      // erase takes whole UTF-8 characters; ^U kills the line
+      await conn.writeAcked(s, shellPacket(0, 'echo h\u00e9llo\x7f\x7f\x7fp\r'));
+      // (the echoed line ends in CR LF; the command's output follows as its own line)
+      assert.match(await screen(/\r\nh\u00e9p\r\n/), /\r\nh\u00e9p\r\n/);
+      await conn.writeAcked(s, shellPacket(0, 'rm -rf /nonexistent-garbage\x15echo clean\r'));
+      const killed = await screen(/\r\nclean\r\n/);
+      assert.doesNotMatch(killed.replace(/^rm -rf \/nonexistent-garbage/, ''), /nonexistent/);
       await conn.writeAcked(s, shellPacket(0, 'exit 6\r'));
       const rest = parseShellV2(await conn.readAll(s));
       assert.equal(rest.exit, 6);
