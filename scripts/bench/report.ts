@@ -5,6 +5,7 @@
 //   npm run build && node dist/scripts/bench/report.js             # 200 MB corpus in a temp dir
 //   node dist/scripts/bench/report.js --size 400 --keep            # bigger, keep the corpus
 //   node dist/scripts/bench/report.js --dir /path/to/corpus        # reuse a kept corpus
+//   node dist/scripts/bench/report.js --node-options='--max-semi-space-size=4'   # V8 heap flags for kml
 //   ... --json                                                     # one JSON object on stdout
 //
 // The corpus is a seed-style folder of kmemleak_log_<N>.txt built from the real captures of every
@@ -23,10 +24,11 @@ const KML_BIN = path.join(ROOT, 'bin', 'kml.js');
 const TARGET_RATIO = 0.1;
 const TARGET_RSS_MB = 150;
 
-const USAGE = `Usage: node dist/scripts/bench/report.js [--size MB] [--files N] [--dir DIR] [--keep] [--runs N] [--json]
+const USAGE = `Usage: node dist/scripts/bench/report.js [--size MB] [--files N] [--dir DIR] [--keep] [--runs N] [--node-options STR] [--json]
 
 Builds a corpus of about --size MB (default 200) in --files files (default 50) unless --dir holds
-one already, then times grep -c 'unreferenced object' and kml report --format json on it.`;
+one already, then times grep -c 'unreferenced object' and kml report --format json on it.
+--node-options='...' sets NODE_OPTIONS for kml only (e.g. --node-options='--max-semi-space-size=4').`;
 
 // ---------------------------------------------------------------------------------------------
 // Corpus
@@ -146,7 +148,7 @@ interface Run { wallS: number; maxRssMb: number; stdout: string; status: number 
 const HAVE_TIME = fs.existsSync('/usr/bin/time');
 
 /** Run a command, measuring wall time and the child's peak RSS (GNU time, else a node exit hook). */
-function measure(cmd: string, args: string[], node: boolean): Run {
+function measure(cmd: string, args: string[], node: boolean, env: NodeJS.ProcessEnv = process.env): Run {
   const rssFile = path.join(os.tmpdir(), `kml-bench-rss-${process.pid}-${Date.now()}`);
   let argv: string[];
   if (HAVE_TIME) {
@@ -159,7 +161,7 @@ function measure(cmd: string, args: string[], node: boolean): Run {
     argv = [cmd, ...args];
   }
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024 });
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, env });
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   let maxRssMb = NaN;
   try { maxRssMb = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop()) / 1024; } catch { /* no measurement */ }
@@ -177,6 +179,7 @@ async function main(): Promise<void> {
     options: {
       size: { type: 'string', default: '200' }, files: { type: 'string', default: '50' }, dir: { type: 'string' },
       keep: { type: 'boolean', default: false }, runs: { type: 'string', default: '1' }, json: { type: 'boolean', default: false },
+      'node-options': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -204,7 +207,8 @@ async function main(): Promise<void> {
     const out = path.join(os.tmpdir(), `kml-bench-report-${process.pid}.json`);
     const kmlRuns: Run[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = measure(process.execPath, [KML_BIN, 'report', dir, '--format', 'json', '--out', out], true);
+      const env = values['node-options'] !== undefined ? { ...process.env, NODE_OPTIONS: values['node-options'] } : process.env;
+      const r = measure(process.execPath, [KML_BIN, 'report', dir, '--format', 'json', '--out', out], true, env);
       if (r.status !== 0) throw new Error(`kml report exited ${r.status}: ${r.stderr.slice(-2000)}`);
       kmlRuns.push(r);
     }
