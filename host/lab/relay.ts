@@ -106,11 +106,16 @@ export class PluggableRelay {
     this.opts.onEvent?.('replugged');
   }
 
+  /** Stop listening and reset everything (does not wait for lingering sockets beyond 1 s). */
   close(): Promise<void> {
     this.unplug();
     return new Promise((resolve) => {
       if (!this.server) return resolve();
-      this.server.close(() => resolve());
+      const timer = setTimeout(resolve, 1000);
+      this.server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
   }
 }

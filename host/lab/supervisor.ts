@@ -54,6 +54,7 @@ export class Supervisor {
   private qemuExit?: Promise<number | null>;
   private shares: Share[] = [];
   private qemuStderr = '';
+  private lastResetAt = 0;
 
   constructor(private readonly dev: DeviceDir, private readonly config: DeviceConfig, private readonly log: Logger) {}
 
@@ -176,7 +177,11 @@ export class Supervisor {
     this.qmp.onEvent = (event, data) => {
       this.log.info({ event, data }, 'qmp event');
       if (event === 'RESET') {
-        // A guest reboot (or our hard reset): a new boot of the same QEMU.
+        // A guest reboot (or our hard reset): a new boot of the same QEMU. One reboot emits a few
+        // RESET events within milliseconds (firmware resets); count them as one.
+        const now = Date.now();
+        if (now - this.lastResetAt < 3000) return;
+        this.lastResetAt = now;
         this.status.bootCount += 1;
         this.status.state = this.stopping ? 'stopping' : 'booting';
         this.status.bootStartedAt = new Date().toISOString();
@@ -339,10 +344,13 @@ export class Supervisor {
       const exited = this.qemuExit!;
       const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms));
       // A clean poweroff leaves /data's ext4 consistent; fall back to QMP quit, then SIGKILL.
-      this.typeToGuest('KMLCTL poweroff');
-      if ((await Promise.race([exited, timeout(15_000)])) === 'timeout') {
-        await this.qmp?.execute('quit').catch(() => undefined);
+      const ack = await this.guestCommand('poweroff', 2, 2000);
+      this.log.info({ acknowledged: Boolean(ack) }, 'guest poweroff requested');
+      if ((await Promise.race([exited, timeout(ack ? 15_000 : 1000)])) === 'timeout') {
+        this.log.warn('guest did not power off; QMP quit');
+        await Promise.race([this.qmp?.execute('quit').catch(() => undefined), timeout(2000)]);
         if ((await Promise.race([exited, timeout(5_000)])) === 'timeout') {
+          this.log.warn('QEMU still running; SIGKILL');
           q.kill('SIGKILL');
           await exited;
         }
