@@ -205,7 +205,12 @@ export interface LeakGroup {
   /** One concrete record, for the report's detail view. */
   sample: SampleRecord;
   status: LeakStatus;
-  /** Per-record tags summed over the group (e.g. {"boot-time": 3, "percpu": 1, "truncated": 0}). */
+  /**
+   * Record counts per tag (records printed, repeats included): `boot-time` (comm swapper*, pid 0 or 1
+   * outside interrupt context, or allocated within bootWindowS of boot), `percpu` (6.12+ percpu
+   * object), `truncated` (record cut short), `repeated` (printed again by a later snapshot),
+   * `dmesg` (parsed from a dmesg copy), `vanished` (gone from the next read of the same boot).
+   */
   tags: Record<string, number>;
   /** True when every object in the group is boot-time (see EffectiveOptions.bootWindowS). */
   bootTime: boolean;
