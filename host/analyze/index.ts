@@ -29,6 +29,8 @@ export const DEFAULT_BOOT_WINDOW_S = 60;
 /** Interval assumed between snapshots when nothing tells the time (the seed's `sleep 600`). */
 export const DEFAULT_INTERVAL_S = 600;
 const MAX_UNPARSED_SAMPLES = 20;
+/** Median gap below which file mtimes are taken for copy times, not snapshot times. */
+const MIN_MTIME_GAP_S = 5;
 
 export interface AnalyzeOptions {
   /** Caller frames in the grouping key (default 5). */
@@ -298,6 +300,20 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const interval = info.intervalS ?? DEFAULT_INTERVAL_S;
   const bootIds: string[] = [];
   for (const s of snapshots) if (s.bootId !== null && !bootIds.includes(s.bootId)) bootIds.push(s.bootId);
+  // File times are only trusted when they look like the times the files were written: a copied
+  // folder (adb pull without -a, cp, unzip) gives every file the copy time, seconds apart at most.
+  const mtimeOnly = snapshots.filter((s) => s.wallTimeSource === 'mtime');
+  let mtimesUsable = true;
+  if (mtimeOnly.length >= 2) {
+    const gaps: number[] = [];
+    for (let i = 1; i < mtimeOnly.length; i++) gaps.push(Math.abs(mtimeOnly[i].wallTime! - mtimeOnly[i - 1].wallTime!));
+    gaps.sort((a, b) => a - b);
+    mtimesUsable = gaps[Math.floor(gaps.length / 2)] >= MIN_MTIME_GAP_S;
+    if (!mtimesUsable) {
+      for (const s of mtimeOnly) { s.wallTime = null; s.wallTimeSource = 'none'; }
+      assumptions.push(`file modification times are less than ${MIN_MTIME_GAP_S} s apart (a copied folder?): not used as snapshot times`);
+    }
+  }
   if (n > 0 && snapshots.every((s) => s.wallTime !== null)) {
     let last = -Infinity;
     let clamped = false;

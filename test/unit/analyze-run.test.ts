@@ -204,6 +204,20 @@ test('plain folder of kmemleak_log_N.txt (seed style): numeric order, file times
   assert.equal(growing.status, 'growing');
 });
 
+test('a copied folder (all file times within seconds) falls back to the interval, and says so', async () => {
+  const dir = tmpdir();
+  snapshotTexts().forEach((t, i) => {
+    fs.writeFileSync(path.join(dir, `kmemleak_log_${i}.txt`), t);
+    fs.utimesSync(path.join(dir, `kmemleak_log_${i}.txt`), 1767225600 + i * 0.01, 1767225600 + i * 0.01);
+  });
+  const run = await analyzeRun(dir, { now: NOW });
+  assert.deepEqual(run.snapshots.map((s) => s.t), [0, 600, 1200, 1800]);
+  assert.deepEqual(run.snapshots.map((s) => s.wallTimeSource), ['none', 'none', 'none', 'none']);
+  assert.ok(run.assumptions.some((a) => a.includes('copied folder')));
+  assert.ok(run.assumptions.some((a) => a.includes('600 s apart')));
+  assert.equal(byTitle(run, 'memory leak in ion_buffer_create [ion]')!.bytesPerHour, 2304);
+});
+
 test('single file: the seed sample is one boot-time group, suppressed with a reason', async () => {
   const run = await analyzeRun(path.join(SHARED_FIXTURES, 'kmemleak', 'seed-arm32-vendor-4.19.txt'), { now: NOW });
   assert.equal(run.source.type, 'file');
