@@ -261,7 +261,7 @@ export function evaluateBootParams(cfg: Map<string, string> | undefined, cmdline
 }
 
 /** The probe's verdict (and the kernel log) → is kmemleak running now? */
-export function evaluateProbe(verdict: ProbeVerdict, log: KernelLogFindings | undefined, detailText: string): CheckResult {
+export function evaluateProbe(verdict: ProbeVerdict, log: KernelLogFindings | undefined, detailText: string, bootParams?: CheckStatus): CheckResult {
   const title = 'kmemleak detector running';
   switch (verdict) {
     case 'enabled':
@@ -269,9 +269,12 @@ export function evaluateProbe(verdict: ProbeVerdict, log: KernelLogFindings | un
     case 'disabled-eperm':
     case 'disabled-ebusy': {
       const errno = verdict === 'disabled-eperm' ? 'EPERM' : 'EBUSY';
+      // Boot settings wrong → that fix; right (or unknown) → it disabled itself at runtime.
       const remedy = log?.earlyLogExceeded ? REMEDY.earlyLog
         : log?.allocFailed || log?.treeInsertFailed ? REMEDY.disabledAtRuntime
-        : REMEDY.defaultOff + '\n  if the boot settings are right, kmemleak disabled itself: ' + REMEDY.disabledAtRuntime;
+        : bootParams === 'FAIL' ? REMEDY.defaultOff
+        : bootParams === 'PASS' || log?.initialized ? REMEDY.disabledAtRuntime
+        : `${REMEDY.defaultOff}\n  if the boot settings are right, ${REMEDY.disabledAtRuntime}`;
       return check('kmemleak-enabled', title, 'FAIL', `kmemleak is disabled: the probe write was refused with ${errno}`, remedy);
     }
     case 'no-file':
@@ -315,9 +318,13 @@ export function doctorExitCode(checks: readonly CheckResult[]): number {
 export function formatCheckLines(checks: readonly CheckResult[]): string[] {
   const width = Math.max(...checks.map((c) => c.title.length), 10);
   const lines: string[] = [];
+  const shown = new Map<string, string>();
   for (const c of checks) {
     lines.push(`${c.status.padEnd(4)}  ${c.title.padEnd(width)}  ${c.detail}`);
-    if (c.remedy && c.status !== 'PASS') {
+    if (c.remedy && c.status !== 'PASS' && shown.has(c.remedy)) {
+      lines.push(`      fix: as for "${shown.get(c.remedy)}" above`);
+    } else if (c.remedy && c.status !== 'PASS') {
+      shown.set(c.remedy, c.title);
       const [first, ...rest] = c.remedy.split('\n');
       lines.push(`      fix: ${first}`);
       for (const r of rest) lines.push(`      ${r}`);

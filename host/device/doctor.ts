@@ -330,7 +330,7 @@ export async function runDoctor(serial: string, opts: DoctorOptions = {}): Promi
     logWhy = (e as Error).message;
   }
   kernel.kernelLog = logFindings;
-  if (kernel.probe) checks.push(evaluateProbe(kernel.probe, logFindings, ''));
+  if (kernel.probe) checks.push(evaluateProbe(kernel.probe, logFindings, '', checks.find((c) => c.id === 'boot-params')?.status));
   checks.push(cfg && cfg.get('CONFIG_DEBUG_KMEMLEAK') !== 'y' && !logFindings?.initialized
     ? check('kernel-log', 'kernel log about kmemleak', 'SKIP', 'kmemleak is not built into this kernel')
     : evaluateKernelLog(logFindings, logWhy));
@@ -411,7 +411,11 @@ export async function quickReadiness(adb: Adb, serial: string, state: DeviceStat
     }
     const verdict = await probeKmemleak(p);
     out.readiness = verdict === 'enabled' ? 'ready' : 'not-ready';
-    out.reason = verdict === 'enabled' ? 'kmemleak running' : `kmemleak ${verdict}`;
+    const why: Record<ProbeVerdict, string> = {
+      enabled: 'kmemleak running', 'disabled-eperm': 'kmemleak disabled (EPERM)', 'disabled-ebusy': 'kmemleak disabled (EBUSY)',
+      'no-file': 'no kmemleak file', 'permission-denied': 'kmemleak not writable (SELinux?)', timeout: 'kmemleak busy (long scan)', unknown: 'kmemleak state unknown',
+    };
+    out.reason = why[verdict];
   } catch (e) {
     out.readiness = 'not-ready';
     out.reason = (e as Error).message;

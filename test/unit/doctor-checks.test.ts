@@ -109,6 +109,8 @@ test('probe verdicts from the real shell errors captured on the lab kernel', () 
   assert.equal(off.status, 'FAIL');
   assert.match(off.detail, /EPERM/);
   assert.match(off.remedy!, /kmemleak=on/);
+  assert.equal(evaluateProbe('disabled-eperm', undefined, '', 'FAIL').remedy, REMEDY.defaultOff, 'boot settings wrong: fix those');
+  assert.equal(evaluateProbe('disabled-eperm', undefined, '', 'PASS').remedy, REMEDY.disabledAtRuntime, 'boot settings right: it disabled itself');
   const old = evaluateProbe('disabled-ebusy', undefined, '');
   assert.match(old.detail, /EBUSY/);
   const early = evaluateProbe('disabled-ebusy', scanKernelLog('kmemleak: Early log buffer exceeded (4001), please increase DEBUG_KMEMLEAK_EARLY_LOG_SIZE\nkmemleak: Kernel memory leak detector disabled'), '');
@@ -182,6 +184,13 @@ test('report lines: one line per check, remedies indented under FAIL', () => {
   assert.match(lines[1], /^FAIL {2}kmemleak enabled at boot +DEFAULT_OFF$/);
   assert.match(lines[2], /^ {6}fix: /);
   assert.ok(lines.some((l) => l.includes('# CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF is not set')));
+  // The same remedy twice is printed once.
+  const twice = formatCheckLines([
+    check('boot-params', 'kmemleak enabled at boot', 'FAIL', 'a', REMEDY.defaultOff),
+    check('kmemleak-enabled', 'kmemleak detector running', 'FAIL', 'b', REMEDY.defaultOff),
+  ]);
+  assert.equal(twice.filter((l) => l.includes('# CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF is not set')).length, 1);
+  assert.equal(twice[twice.length - 1], '      fix: as for "kmemleak enabled at boot" above');
 });
 
 test('remedies: commands quote hostile serials and follow the root method', () => {
