@@ -173,6 +173,18 @@ describe('adbd through the adb CLI', () => {
     }
   });
 
+  test('adb push of a directory keeps a symlink a symlink', T, async () => {
+    const src = path.join(tmp, 'with-link');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'real'), 'data');
+    fs.symlinkSync('real', path.join(src, 'link'));
+    const remote = path.join(tmp, 'with-link-remote');
+    const r = await adb(['push', src, remote]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(fs.readlinkSync(path.join(remote, 'link')), 'real');
+    assert.equal(fs.readFileSync(path.join(remote, 'link'), 'utf8'), 'data');
+  });
+
   test('adb root answers that adbd already runs as root', T, async () => {
     const r = await adb(['root']);
     assert.match(r.stdout + r.stderr, /adbd is already running as root/);
