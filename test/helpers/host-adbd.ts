@@ -44,8 +44,9 @@ const LISTEN_LINE = /adbd listening on ([0-9.]+):(\d+)/;
 
 export async function spawnHostAdbd(opts: HostAdbdOptions = {}): Promise<SpawnedAdbd> {
   const timeoutMs = opts.timeoutMs ?? 15_000;
-  const child: ChildProcess = spawn(process.execPath, [ADBD_MAIN, '--port', '0', '--listen', '127.0.0.1', ...(opts.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  // stdin is a pipe that only closes when this process goes: the daemon never outlives a crashed test.
+  const child: ChildProcess = spawn(process.execPath, [ADBD_MAIN, '--port', '0', '--listen', '127.0.0.1', '--exit-on-stdin-eof', ...(opts.args ?? [])], {
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let text = '';
   let exit: number | string | null = null;

@@ -1,7 +1,7 @@
 // The adbd process itself: command line, pidfile, log file, listen errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -59,5 +59,77 @@ test('--pidfile and --log are written, and the pidfile is removed on SIGTERM', T
     assert.ok(lines.some((l) => l.msg === 'stopping'));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+function cpuTicks(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+async function cnxnAnswered(port: number): Promise<boolean> {
+  const sock = net.connect({ host: '127.0.0.1', port });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', resolve);
+      sock.once('error', reject);
+    });
+    const h = Buffer.alloc(24);
+    const banner = Buffer.from('host::\0');
+    h.writeUInt32LE(0x4e584e43, 0);
+    h.writeUInt32LE(0x01000001, 4);
+    h.writeUInt32LE(4096, 8);
+    h.writeUInt32LE(banner.length, 12);
+    h.writeUInt32LE((0x4e584e43 ^ 0xffffffff) >>> 0, 20);
+    sock.write(Buffer.concat([h, banner]));
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      sock.once('data', resolve);
+      sock.once('error', reject);
+      setTimeout(() => reject(new Error('no CNXN reply')), 5000);
+    });
+    return reply.readUInt32LE(0) === 0x4e584e43;
+  } finally {
+    sock.destroy();
+  }
+}
+
+test('with its launcher gone (stdout/stderr broken) it keeps serving, does not spin, and stops on SIGTERM', T, async () => {
+  const child = spawn(process.execPath, [ADBD_MAIN, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        const m = /listening on [0-9.]+:(\d+)/.exec(text);
+        if (m) resolve(Number(m[1]));
+      });
+      setTimeout(() => reject(new Error(`no listening line: ${text}`)), 10_000);
+    });
+    child.stdout!.destroy();
+    child.stderr!.destroy(); // every log line now hits EPIPE
+    assert.ok(await cnxnAnswered(port));
+    assert.ok(await cnxnAnswered(port));
+    const before = cpuTicks(child.pid!);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(cpuTicks(child.pid!) - before < 30, 'daemon is spinning');
+    child.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 5000))]);
+    assert.equal(code, 0);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
+test('--exit-on-stdin-eof: the daemon goes away with the process that launched it', T, async () => {
+  const child = spawn(process.execPath, [ADBD_MAIN, '--port', '0', '--exit-on-stdin-eof'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  try {
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => /listening/.test(d.toString()) && resolve()));
+    child.stdin!.end(); // what the kernel does when the launcher dies
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 5000))]);
+    assert.equal(code, 0);
+  } finally {
+    child.kill('SIGKILL');
   }
 });

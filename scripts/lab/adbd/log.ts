@@ -6,10 +6,18 @@ export type LogFields = Record<string, unknown>;
 
 export class Logger {
   private readonly out: fs.WriteStream | null;
+  /** stderr went away (the launcher died): stop writing there. */
+  private stderrBroken = false;
 
   constructor(file?: string) {
+    // Logging must never take the daemon down, nor spin on a dead pipe.
     this.out = file ? fs.createWriteStream(file, { flags: 'a' }) : null;
-    this.out?.on('error', () => {}); // logging must never take the daemon down
+    this.out?.on('error', () => {});
+    if (!this.out) {
+      process.stderr.on('error', () => {
+        this.stderrBroken = true;
+      });
+    }
   }
 
   info(msg: string, fields?: LogFields): void {
@@ -38,7 +46,14 @@ export class Logger {
     } catch {
       line = JSON.stringify({ time: new Date().toISOString(), level, msg }) + '\n';
     }
-    if (!this.out) process.stderr.write(line);
-    else if (!this.out.writableEnded) this.out.write(line);
+    try {
+      if (!this.out) {
+        if (!this.stderrBroken && !process.stderr.destroyed) process.stderr.write(line);
+      } else if (!this.out.writableEnded) {
+        this.out.write(line);
+      }
+    } catch {
+      // nowhere left to report it
+    }
   }
 }

@@ -40,9 +40,23 @@ async function main(): Promise<void> {
 
   // Last line of defence: a bug in one connection's handling must not stop the daemon serving
   // the others. Every handler already catches its own errors; this only logs what slipped by.
-  process.on('uncaughtException', (err) => log.error('uncaught exception', { err: err.stack ?? String(err) }));
-  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { err: String(err) }));
-  process.on('SIGPIPE', () => {});
+  // (Node already ignores SIGPIPE; a dead stdout/stderr shows up as 'error' events, which are
+  // swallowed here so that a daemon whose launcher died neither crashes nor spins.)
+  process.stdout.on('error', () => {});
+  process.on('uncaughtException', (err) => {
+    try {
+      log.error('uncaught exception', { err: err.stack ?? String(err) });
+    } catch {
+      // ignore
+    }
+  });
+  process.on('unhandledRejection', (err) => {
+    try {
+      log.error('unhandled rejection', { err: String(err) });
+    } catch {
+      // ignore
+    }
+  });
   process.on('SIGHUP', () => {}); // keep serving when the launching terminal goes away
 
   let daemon;
@@ -71,6 +85,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (opts.exitOnStdinEof) {
+    process.stdin.on('error', () => stop('stdin error'));
+    process.stdin.on('end', () => stop('stdin closed'));
+    process.stdin.resume();
+  }
 
   // Announce only now: whoever waits for this line may signal us at once.
   log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload });

@@ -14,6 +14,7 @@ export interface AdbdOptions {
   maxPayload: number;
   pidfile?: string;
   logFile?: string;
+  exitOnStdinEof: boolean;
 }
 
 export const USAGE = `Usage: node dist/scripts/lab/adbd/main.js [options]
@@ -36,6 +37,8 @@ Options:
   --max-payload N     largest packet payload offered in CNXN (default 1048576)
   --pidfile FILE      write our pid here (removed on exit)
   --log FILE          append JSON log lines here (default: stderr)
+  --exit-on-stdin-eof stop when stdin reaches end of file: a test harness passes a pipe, so
+                      the daemon goes away with it even if the harness crashes
   --help              this text
 
 Examples:
@@ -85,6 +88,7 @@ export function parseOptions(argv: string[]): AdbdOptions | null {
         'max-payload': { type: 'string' },
         pidfile: { type: 'string' },
         log: { type: 'string' },
+        'exit-on-stdin-eof': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     });
@@ -108,5 +112,6 @@ export function parseOptions(argv: string[]): AdbdOptions | null {
     maxPayload: v['max-payload'] !== undefined ? int('--max-payload', v['max-payload'], MAX_PAYLOAD_V1, MAX_PAYLOAD) : MAX_PAYLOAD,
     pidfile: v.pidfile,
     logFile: v.log,
+    exitOnStdinEof: v['exit-on-stdin-eof'] ?? false,
   };
 }
