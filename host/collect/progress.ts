@@ -30,6 +30,7 @@ export class ProgressRenderer {
   private readonly rows = new Map<string, WorkerStatus>();
   private drawn = 0;
   private timer?: NodeJS.Timeout;
+  private stopped = false;
 
   constructor(private readonly out: NodeJS.WriteStream) {}
 
@@ -40,11 +41,11 @@ export class ProgressRenderer {
 
   update(st: WorkerStatus): void {
     this.rows.set(st.serial, { ...st });
-    this.draw();
+    if (!this.stopped) this.draw();
   }
 
   private draw(): void {
-    const width = Math.max(20, (this.out.columns ?? 120) - 1);
+    const width = Math.max(40, (this.out.columns || 120) - 1);
     const lines = [...this.rows.values()].map((st) => statusLine(st).slice(0, width));
     let s = this.drawn > 0 ? `\x1b[${this.drawn}F` : '';
     for (const l of lines) s += `\x1b[2K${l}\n`;
@@ -52,7 +53,10 @@ export class ProgressRenderer {
     this.drawn = lines.length;
   }
 
+  /** Draw the final state once; later calls and updates do nothing (the summary follows). */
   stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.draw();
   }

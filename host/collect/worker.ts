@@ -171,7 +171,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     } else {
       if (this.hostFullLogged) this.log.info('host disk has room again: pulling resumed');
       this.hostFullLogged = false;
-      this.update({ state: 'collecting', message: undefined });
+      this.update(this.status.state === 'stopping' ? {} : { state: 'collecting', message: undefined });
     }
   }
 
