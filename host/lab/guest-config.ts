@@ -3,7 +3,7 @@
 // filesystem — no chroot), and per-device settings. Written into the device's cfg/ folder, which
 // the guest mounts read-only as the `kmlcfg` 9p share (see scripts/lab/guest/rcS).
 import { execFileSync } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { cpSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 
@@ -56,14 +56,14 @@ export function parseLdd(text: string): { interpreter?: string; libraries: strin
 /**
  * Shares and paths for running this host's node inside the guest. /usr is shared (node and glibc on
  * Debian's merged /usr); a node installed elsewhere gets its own share of its install prefix.
+ * Nothing else of the host is visible to the guest (adbd itself is copied into the cfg share).
  */
-export function guestNode(nodePath: string = process.execPath, packageRoot: string): GuestNode {
+export function guestNode(nodePath: string = process.execPath): GuestNode {
   const node = realpathSync(nodePath);
   const shares: Share[] = [{ tag: 'usr', hostPath: '/usr', guestPath: '/host/usr' }];
   if (!toGuestPath(node, shares)) {
     shares.push({ tag: 'nodeprefix', hostPath: path.dirname(path.dirname(node)), guestPath: '/host/node' });
   }
-  shares.push({ tag: 'kmlrepo', hostPath: realpathSync(packageRoot), guestPath: '/host/kml' });
 
   let lddText: string;
   try {
@@ -145,4 +145,25 @@ export function renderDeviceProps(id: DeviceIdentity): string {
     `ro.product.name=${id.product}`,
     `ro.product.device=${id.device}`,
   ].join('\n') + '\n';
+}
+
+/** Where the cfg share appears in the guest (scripts/lab/guest/rcS mounts it). */
+export const GUEST_CFG_DIR = '/run/kml/cfg';
+/** Where rcS puts the adbd snapshot inside the guest (tmpfs). */
+export const GUEST_ADBD_MAIN = '/run/kml/adbd/main.js';
+
+/**
+ * Snapshot the compiled adbd (self-contained: node built-ins only) into the device's cfg folder, so
+ * the guest never runs a dist/ that is being rebuilt, and sees nothing else of the checkout.
+ * Returns the guest path of its main.js.
+ */
+export function snapshotAdbd(adbdDistDir: string, cfgDir: string): string {
+  const target = path.join(cfgDir, 'adbd');
+  rmSync(target, { recursive: true, force: true });
+  mkdirSync(target, { recursive: true });
+  cpSync(adbdDistDir, target, { recursive: true, filter: (src) => !src.endsWith('.map') });
+  // The compiled files are ES modules; outside the checkout nothing else says so.
+  writeFileSync(path.join(target, 'package.json'), '{ "type": "module" }\n');
+  // rcS copies it to the guest's tmpfs: loading ~20 modules over 9p costs seconds under TCG.
+  return GUEST_ADBD_MAIN;
 }

@@ -3,14 +3,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { chooseAccel, type AccelRequest } from './accel.js';
 import { AdbLink } from './adb-link.js';
 import { ensureInitramfs, ensureKernel, type KernelArtifacts } from './artifacts.js';
 import { sendControl, type ControlReply, type ControlRequest } from './control.js';
-import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, toGuestPath } from './guest-config.js';
-import { ADBD_MAIN, PACKAGE_ROOT, SUPERVISOR_MAIN, labStateDir } from './paths.js';
+import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, snapshotAdbd } from './guest-config.js';
+import { ADBD_MAIN, SUPERVISOR_MAIN, labStateDir } from './paths.js';
 import { findQemu } from './qemu.js';
 import {
   DeviceDir, claimSlot, isSupervisor, listSlots, pidAlive, readJson, releaseSlot,
@@ -186,9 +187,8 @@ export function ensureDataImage(file: string, sizeMb: number, wipe: boolean, log
 
 function writeGuestConfig(dev: DeviceDir, slot: number): void {
   mkdirSync(dev.cfgDir, { recursive: true });
-  const g = guestNode(process.execPath, PACKAGE_ROOT);
-  const adbd = toGuestPath(ADBD_MAIN, g.shares);
-  if (!adbd) throw new KmlError(ExitCode.INTERNAL, `adbd ${ADBD_MAIN} is outside the shared package root`);
+  const g = guestNode(process.execPath);
+  const adbd = snapshotAdbd(path.dirname(ADBD_MAIN), dev.cfgDir);
   const id = { ...DEFAULT_IDENTITY, serialno: `KMLLAB${String(slot).padStart(4, '0')}` };
   writeFileSync(dev.file('cfg/guest.env'), renderGuestEnv(g, adbd, 'localhost'));
   writeFileSync(dev.file('cfg/adbd.args'), renderAdbdArgs(id));

@@ -6,8 +6,7 @@ import { createWriteStream, renameSync, statSync, unlinkSync, type WriteStream }
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import { serveControl, type ControlReply, type ControlRequest } from './control.js';
-import { guestNode, type Share } from './guest-config.js';
-import { PACKAGE_ROOT } from './paths.js';
+import { GUEST_CFG_DIR, guestNode, type Share } from './guest-config.js';
 import { QmpClient } from './qmp.js';
 import { qemuArgs } from './qemu.js';
 import { PluggableRelay } from './relay.js';
@@ -16,7 +15,7 @@ import { DeviceDir, takeOverSlot, releaseSlot, type DeviceConfig, type DeviceSta
 const CONSOLE_LOG_MAX = 16 * 1024 * 1024;
 const BOOT_TIMEOUT_MS = 180_000;
 
-type Marker = { kind: 'adbd-listening' | 'adbd-exited' | 'rcs-done' | 'shutdown-done' | 'ctl-done'; text: string; cmd?: string; rc?: number };
+type Marker = { kind: 'adbd-listening' | 'adbd-exited' | 'adbd-log' | 'rcs-done' | 'shutdown-done' | 'ctl-done'; text: string; cmd?: string; rc?: number };
 
 /** Recognise the guest's console markers (scripts/lab/guest/*). Kernel text may precede them on a line. */
 export function parseConsoleLine(line: string): Marker | undefined {
@@ -24,6 +23,8 @@ export function parseConsoleLine(line: string): Marker | undefined {
   if (ctl) return { kind: 'ctl-done', text: line, cmd: ctl[1], rc: Number(ctl[2]) };
   if (line.includes('KML-ADBD-LISTENING')) return { kind: 'adbd-listening', text: line };
   if (line.includes('KML-ADBD-EXITED')) return { kind: 'adbd-exited', text: line };
+  const log = /KML-ADBD-LOG (.*)$/.exec(line);
+  if (log) return { kind: 'adbd-log', text: log[1] };
   if (line.includes('KML-RCS-DONE')) return { kind: 'rcs-done', text: line };
   if (line.includes('KML-SHUTDOWN-DONE')) return { kind: 'shutdown-done', text: line };
   return undefined;
@@ -55,14 +56,16 @@ export class Supervisor {
   private shares: Share[] = [];
   private qemuStderr = '';
   private lastResetAt = 0;
+  private adbdExitsWhileBooting = 0;
+  private adbdLogTail: string[] = [];
 
   constructor(private readonly dev: DeviceDir, private readonly config: DeviceConfig, private readonly log: Logger) {}
 
   async start(): Promise<void> {
     takeOverSlot(this.dev, process.pid);
     const now = new Date().toISOString();
-    this.shares = guestNode(process.execPath, PACKAGE_ROOT).shares;
-    this.shares.unshift({ tag: 'kmlcfg', hostPath: this.dev.cfgDir, guestPath: '/run/kml/cfg' });
+    this.shares = guestNode(process.execPath).shares;
+    this.shares.unshift({ tag: 'kmlcfg', hostPath: this.dev.cfgDir, guestPath: GUEST_CFG_DIR });
 
     // The relay first: its port is the device's serial. Keep the slot's previous port when free.
     let relayPort = 0;
@@ -223,6 +226,18 @@ export class Supervisor {
       this.status.adbdListeningAt = new Date(now).toISOString();
       this.saveStatus();
     }
+    if (m.kind === 'adbd-log') this.adbdLogTail = [...this.adbdLogTail, m.text].slice(-3);
+    if (m.kind === 'adbd-exited') {
+      this.adbdExitsWhileBooting = this.status.state === 'booting' ? this.adbdExitsWhileBooting + 1 : 0;
+      if (this.adbdExitsWhileBooting >= 5 && !this.stopping) {
+        // Give the last log lines time to arrive, then give up on this boot.
+        setTimeout(() => {
+          this.status.error = `adbd keeps exiting in the guest: ${this.adbdLogTail.join(' | ') || 'no log'}`;
+          void this.stop('adbd keeps exiting', 'failed');
+        }, 300);
+      }
+    }
+    if (m.kind === 'adbd-listening') this.adbdExitsWhileBooting = 0;
     if (m.kind === 'rcs-done' && this.status.state === 'running') {
       // A reboot we did not see as a RESET (no QMP): still a new boot.
       this.status.state = 'booting';
