@@ -199,10 +199,8 @@ kml_write() {
     now_ms
     kw_t0=$now_ms_v
     kw_out=$(
-      (
-        trap '' TERM INT HUP
-        echo "$1" >"$kmemleak_cmd"
-      ) 2>&1
+      trap '' TERM INT HUP
+      { echo "$1" >"$kmemleak_cmd"; } 2>&1
     )
     kw_rc=$?
     now_ms
@@ -232,10 +230,8 @@ kml_read() {
     now_ms
     kr_t0=$now_ms_v
     kr_out=$(
-      (
-        trap '' TERM INT HUP
-        exec cat "$kmemleak"
-      ) 2>&1 >"$1"
+      trap '' TERM INT HUP
+      exec cat "$kmemleak" 2>&1 >"$1"
     )
     kr_rc=$?
     now_ms
@@ -336,25 +332,22 @@ kmsg_ts() {
 collect_kmsg() {
   kmsg_new_s=$mk_s
   kmsg_new_u=$mk_u
-  if [ -n "$kmsg_source" ]; then
-    kc_out=$(cat "$kmsg_source" 2>&1 >"$tmp_dmesg")
-  else
-    kc_out=$(dmesg 2>&1 >"$tmp_dmesg")
-  fi
-  kc_rc=$?
-  if [ "$kc_rc" -ne 0 ]; then
-    set_err "$kc_out"
-    add_unreadable kmsg
-    if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
-    rm -f "$tmp_dmesg"
-    return 0
-  fi
-  kc_out=$(grep -i -E "$KMSG_PATTERN" "$tmp_dmesg" 2>&1 >"$tmp_kmsg")
-  rm -f "$tmp_dmesg"
+  # The log is filtered on the fly (only the few matching lines touch the disk); the stderr of
+  # both dmesg and grep comes back through fd 3.
+  kc_out=$({
+    {
+      if [ -n "$kmsg_source" ]; then cat "$kmsg_source"; else dmesg; fi
+    } 2>&3 | grep -i -E "$KMSG_PATTERN" >"$tmp_kmsg" 2>&3
+  } 3>&1)
   if [ -n "$kc_out" ]; then
-    # A short $tmp_kmsg only delays lines: the marker never passes a line not published.
     set_err "$kc_out"
-    if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
+    if [ "$errno_word" = ENOSPC ]; then
+      # A short $tmp_kmsg only delays lines: the marker never passes a line not published.
+      cyc_nospace=1
+    else
+      add_unreadable kmsg
+      return 0
+    fi
   fi
   kc_line=0
   kc_first=0
@@ -378,7 +371,6 @@ collect_kmsg() {
     if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
     add_error "kmsg:$errno_word"
   }
-  rm -f "$tmp_kmsg"
 }
 
 store_kmsg_marker() {
@@ -396,7 +388,7 @@ store_kmsg_marker() {
 collect_memstate() { # collect_memstate PART
   for cm_name in meminfo vmstat buddyinfo zoneinfo slabinfo pagetypeinfo; do
     cm_out=
-    if [ -r "/proc/$cm_name" ] && cm_out=$(cat "/proc/$cm_name" 2>&1 >"$1/$cm_name.txt"); then
+    if [ -r "/proc/$cm_name" ] && cm_out=$(exec cat "/proc/$cm_name" 2>&1 >"$1/$cm_name.txt"); then
       continue
     fi
     set_err "$cm_out"
@@ -429,23 +421,43 @@ detect_hash_tool() {
 # write_meta PART N -> PART/meta.txt; non-zero (err_msg, errno_word set) when it could not be
 # written. A failing echo does not change a block's status, so any stderr output counts.
 write_meta() {
+  wm_part=$1
+  wm_n=$2
   wm_files=
   for wm_f in $SNAPSHOT_FILES; do
-    if [ -f "$1/$wm_f" ]; then wm_files="$wm_files $wm_f"; fi
+    if [ -f "$wm_part/$wm_f" ]; then wm_files="$wm_files $wm_f"; fi
   done
-  wm_bytes=0
-  if [ -f "$1/kmemleak.txt" ]; then
-    # shellcheck disable=SC2046
-    set -- "$1" "$2" $(wc -c <"$1/kmemleak.txt")
-    wm_bytes=$3
+  # One wc and one hash process for all files (every fork+exec counts: ~30 ms under QEMU TCG).
+  wm_sizes=
+  wm_hashes=
+  if [ -n "$wm_files" ]; then
+    # shellcheck disable=SC2086 # $wm_files is a list of our fixed file names
+    if ! wm_sizes=$(cd "$wm_part" 2>&1 && exec wc -c $wm_files 2>&1); then
+      set_err "$wm_sizes"
+      return 1
+    fi
+    if [ -n "$hash_tool" ]; then
+      # shellcheck disable=SC2086
+      if ! wm_hashes=$(cd "$wm_part" 2>&1 && exec "$hash_tool" $wm_files 2>&1); then
+        set_err "$wm_hashes"
+        return 1
+      fi
+    fi
   fi
+  wm_bytes=0
+  # shellcheck disable=SC2086 # split "size name" pairs
+  set -- $wm_sizes
+  while [ $# -ge 2 ]; do
+    if [ "$2" = kmemleak.txt ]; then wm_bytes=$1; fi
+    shift 2
+  done
   wm_leaks=0
-  if [ -f "$1/kmemleak.txt" ]; then
-    wm_leaks=$(grep -c '^unreferenced object' "$1/kmemleak.txt" 2>/dev/null)
+  if [ -f "$wm_part/kmemleak.txt" ]; then
+    wm_leaks=$(grep -c '^unreferenced object' "$wm_part/kmemleak.txt" 2>/dev/null)
     is_uint "$wm_leaks" || wm_leaks=0
   fi
   wm_out=$({
-    echo "seq=$2"
+    echo "seq=$wm_n"
     echo "boot_id=$boot_id"
     echo "uptime_s=$cyc_uptime"
     echo "wall_time=$cyc_wall"
@@ -464,19 +476,19 @@ write_meta() {
     echo "agent_version=$KML_AGENT_VERSION"
     echo "agent_pid=$$"
     echo "hash=$hash_key"
-    # shellcheck disable=SC2086 # $wm_files is a list of our fixed file names
-    [ -z "$wm_files" ] || (cd "$1" && wc -c $wm_files) | while read -r wm_size wm_name; do
-      case $wm_name in '' | total) continue ;; esac
-      echo "size.$wm_name=$wm_size"
+    # shellcheck disable=SC2086
+    set -- $wm_sizes
+    while [ $# -ge 2 ]; do
+      if [ "$2" != total ]; then echo "size.$2=$1"; fi
+      shift 2
     done
-    if [ -n "$hash_tool" ] && [ -n "$wm_files" ]; then
-      # shellcheck disable=SC2086
-      (cd "$1" && "$hash_tool" $wm_files) | while read -r wm_hex wm_name; do
-        wm_name=${wm_name#\*}
-        echo "$hash_key.$wm_name=$wm_hex"
-      done
-    fi
-  } 2>&1 >"$1/meta.txt")
+    # shellcheck disable=SC2086 # "hex name" pairs (GNU marks binary mode with *name)
+    set -- $wm_hashes
+    while [ $# -ge 2 ]; do
+      echo "$hash_key.${2#\*}=$1"
+      shift 2
+    done
+  } 2>&1 >"$wm_part/meta.txt")
   wm_rc=$?
   set_err "$wm_out"
   [ "$wm_rc" -eq 0 ] && [ -z "$wm_out" ]
@@ -659,7 +671,7 @@ run_cycle() {
   fi
 
   part=$snapdir/.partial-$n
-  rm -rf "$part"
+  if [ -e "$part" ]; then rm -rf "$part"; fi
   if ! mk_out=$(mkdir "$part" 2>&1); then
     set_err "$mk_out"
     record_skip "$n" "mkdir_$errno_word"
@@ -858,7 +870,6 @@ main() {
     echo "kml-agent: cannot create or write $snapdir" >&2
     exit 5
   fi
-  tmp_dmesg=$dir/.dmesg.$$
   tmp_kmsg=$dir/.kmsg.$$
   stop_requested=0
   stop_announced=0
@@ -868,7 +879,7 @@ main() {
   acquire_pidfile
   # Stale partials were never published and their leaks never cleared (see the header).
   rm -rf "$snapdir"/.partial-*
-  rm -f "$dir"/.dmesg.* "$dir"/.kmsg.* "$dir/heartbeat.tmp" "$dir/seq.tmp" 2>/dev/null
+  rm -f "$dir"/.kmsg.* "$dir/heartbeat.tmp" "$dir/seq.tmp" 2>/dev/null
 
   boot_id=unknown
   if [ -r /proc/sys/kernel/random/boot_id ]; then read -r boot_id </proc/sys/kernel/random/boot_id; fi
@@ -920,7 +931,7 @@ main() {
   next_cycle_wall=
   if [ "$stop_requested" = 1 ]; then note_stop; fi
   write_heartbeat stopped
-  rm -f "$tmp_dmesg" "$tmp_kmsg"
+  rm -f "$tmp_kmsg"
   release_pidfile
   log "stopped after $cycles cycle(s), last seq $seq"
   exit 0

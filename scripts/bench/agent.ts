@@ -4,11 +4,12 @@
 //
 //   node dist/scripts/bench/agent.js --lab                      # boot a lab device, measure, tear it down
 //   node dist/scripts/bench/agent.js -P 5037 -s 127.0.0.1:5555   # an existing device (lab or phone, rooted)
-//   ... --cycles 3 --repeat 5 --json
+//   ... --cycles 3 --repeat 3 --json
 //
 // How: each measured command runs in the foreground under a wrapper `sh -c 'CMD; cat /proc/$$/stat'`;
-// the wrapper's cutime+cstime (fields 16, 17) is the CPU of everything CMD ran, children included,
-// in clock ticks (getconf CLK_TCK, usually 100 → 10 ms resolution; hence several cycles/repeats).
+// the wrapper's utime+stime+cutime+cstime (fields 14-17) is the CPU of CMD: its builtins (an
+// `echo scan` runs the kernel's scan in the writer's context) and every child it waited for, in
+// clock ticks (CLK_TCK, usually 100 → 10 ms resolution; hence several cycles/repeats).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -20,7 +21,7 @@ import { AgentControl, agentArgs } from '../../host/device/agent.js';
 import { createLogger } from '../../host/log.js';
 import { DEFAULT_UP, labDown, labLeak, labUp, type LabContext } from '../../host/lab/lab.js';
 
-const USAGE = `Usage: node dist/scripts/bench/agent.js (--lab | -s SERIAL [-P PORT]) [--cycles N] [--repeat N] [--leak-rate R] [--json]
+const USAGE = `Usage: node dist/scripts/bench/agent.js (--lab | -s SERIAL [-P PORT]) [--cycles N] [--repeat ROUNDS] [--leak-rate R] [--json]
 
 Measures, on the device, the CPU time (user+system, children included) of:
   cat      a bare \`cat /sys/kernel/debug/kmemleak > /dev/null\`   (baseline)
@@ -34,6 +35,12 @@ const KMEMLEAK = '/sys/kernel/debug/kmemleak';
 
 interface Measure { name: string; runs: number; totalTicks: number; msPerRun: number; wallMsPerRun: number }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return 0;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -45,14 +52,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** cutime+cstime of a wrapper shell after CMD, in ticks. */
-function parseChildTicks(stat: string): number {
+/** utime+stime+cutime+cstime of the wrapper shell after CMD, in ticks. */
+function parseTicks(stat: string): number {
   const rest = stat.slice(stat.lastIndexOf(')') + 2).trim().split(/\s+/);
-  // rest[0] is field 3 (state): field n is rest[n - 3]; cutime = 16, cstime = 17.
-  const cutime = Number(rest[13]);
-  const cstime = Number(rest[14]);
-  if (!Number.isFinite(cutime) || !Number.isFinite(cstime)) throw new Error(`unexpected /proc/PID/stat: ${stat}`);
-  return cutime + cstime;
+  // rest[0] is field 3 (state): field n is rest[n - 3]; utime 14, stime 15, cutime 16, cstime 17.
+  const t = [11, 12, 13, 14].map((i) => Number(rest[i]));
+  if (t.some((x) => !Number.isFinite(x))) throw new Error(`unexpected /proc/PID/stat: ${stat}`);
+  return t.reduce((a, b) => a + b, 0);
 }
 
 async function measure(adb: Adb, serial: string, root: RootMethod, name: string, cmd: string, runs: number, tickMs: number): Promise<Measure> {
@@ -61,11 +67,9 @@ async function measure(adb: Adb, serial: string, root: RootMethod, name: string,
   const out = await adb.shellOk(serial, asRoot(root, `sh -c ${shq(inner)}`), { timeoutMs: 30 * 60_000 });
   const wall = Date.now() - t0;
   const line = out.trim().split('\n').pop() ?? '';
-  const ticks = parseChildTicks(line);
+  const ticks = parseTicks(line);
   return { name, runs, totalTicks: ticks, msPerRun: (ticks * tickMs) / runs, wallMsPerRun: wall / runs };
 }
-
-const loop = (n: number, body: string) => `i=0; while [ $i -lt ${n} ]; do ${body}; i=$((i+1)); done`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -74,8 +78,8 @@ async function main(): Promise<void> {
       serial: { type: 'string', short: 's' },
       port: { type: 'string', short: 'P' },
       cycles: { type: 'string', default: '3' },
-      repeat: { type: 'string', default: '10' },
-      'leak-rate': { type: 'string', default: '20' },
+      repeat: { type: 'string', default: '3' },
+      'leak-rate': { type: 'string', default: '5' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -107,7 +111,7 @@ async function main(): Promise<void> {
       const [dev] = await labUp(labCtx, { ...DEFAULT_UP, count: 1, dataSizeMb: 256 });
       serial = dev.serial;
       await labLeak(labCtx, serial, { rate: Number(values['leak-rate']), paths: 7 });
-      await new Promise((r) => setTimeout(r, 8_000)); // let leaks age past MSECS_MIN_AGE
+      await new Promise((r) => setTimeout(r, 8_000)); // let leaks age past MSECS_MIN_AGE (kml_leaky keeps leaking)
     }
     const adb = new Adb(resolveAdbEndpoint({ port }));
     const root = await ensureRoot(adb, serial!);
@@ -116,49 +120,67 @@ async function main(): Promise<void> {
     await agent.install();
     const tck = Number((await adb.shell(serial!, 'getconf CLK_TCK 2>/dev/null || echo 100')).stdout.trim()) || 100;
     const tickMs = 1000 / tck;
-    // Give the report some content (two scans, ≥ 5 s apart), as a run would have.
-    await adb.shellOk(serial!, asRoot(root, `echo scan=off > ${KMEMLEAK}; echo scan > ${KMEMLEAK}; sleep 5; echo scan > ${KMEMLEAK}`), { timeoutMs: 120_000 });
-    const reportBytes = Number((await adb.shellOk(serial!, asRoot(root, `cat ${KMEMLEAK} | wc -c`))).trim());
+    await adb.shellOk(serial!, asRoot(root, `echo scan=off > ${KMEMLEAK}; mkdir -p ${shq(dir)}`), { timeoutMs: 60_000 });
 
     const script = shq(`${dir}/kml-agent.sh`);
     const agentRun = (protocol: 'double' | 'seed') =>
       `rm -rf ${shq(dir)}/snapshots ${shq(dir)}/seq; sh ${script} ${agentArgs(dir, { interval: 1, protocol, count: cycles }).map(shq).join(' ')} >/dev/null 2>&1`;
-    const results: Measure[] = [];
-    // The bare cat first: it must not be preceded by a clear of ours.
-    results.push(await measure(adb, serial!, root, 'cat', loop(repeat, `cat ${KMEMLEAK} >/dev/null`), repeat, tickMs));
-    results.push(await measure(adb, serial!, root, 'scan', loop(repeat, `echo scan > ${KMEMLEAK}`), repeat, tickMs));
-    results.push(await measure(adb, serial!, root, 'seed', loop(repeat, `cat ${KMEMLEAK} > ${shq(dir)}/seed.txt; echo clear > ${KMEMLEAK}; echo scan > ${KMEMLEAK}`), repeat, tickMs));
-    results.push(await measure(adb, serial!, root, 'double', agentRun('double'), cycles, tickMs));
-    results.push(await measure(adb, serial!, root, 'agent-seed', agentRun('seed'), cycles, tickMs));
+    const names = ['cat', 'scan', 'double', 'seed', 'agent-seed'] as const;
+    const cpu: Record<(typeof names)[number], number[]> = { cat: [], scan: [], double: [], seed: [], 'agent-seed': [] };
+    const wall: Record<(typeof names)[number], number[]> = { cat: [], scan: [], double: [], seed: [], 'agent-seed': [] };
+    const catBytes: number[] = [];
+    const agentBytes: number[] = [];
+    const record = (name: (typeof names)[number], m: Measure) => {
+      cpu[name].push(m.msPerRun);
+      wall[name].push(m.wallMsPerRun);
+    };
+    // Rounds of the same sequence, so leaks that keep growing weigh on every measure alike; each
+    // read (bare cat or agent) sees what was reported since the previous clear.
+    for (let round = 0; round < repeat; round++) {
+      // The baseline cat reads a report made the way the agent makes one (scan, 5 s, scan).
+      await adb.shellOk(serial!, asRoot(root, `echo scan > ${KMEMLEAK}; sleep 5; echo scan > ${KMEMLEAK}`), { timeoutMs: 300_000 });
+      record('cat', await measure(adb, serial!, root, 'cat', `cat ${KMEMLEAK} > ${shq(`${dir}/cat.txt`)}`, 1, tickMs));
+      catBytes.push(Number((await adb.shellOk(serial!, asRoot(root, `wc -c < ${shq(`${dir}/cat.txt`)}; echo clear > ${KMEMLEAK}`))).trim()));
+      record('scan', await measure(adb, serial!, root, 'scan', `echo scan > ${KMEMLEAK}`, 1, tickMs));
+      record('double', await measure(adb, serial!, root, 'double', agentRun('double'), cycles, tickMs));
+      const last = Math.max(...(await agent.listComplete()));
+      agentBytes.push((await agent.readMeta(last)).kmemleakBytes ?? 0);
+      record('seed', await measure(adb, serial!, root, 'seed', `cat ${KMEMLEAK} > ${shq(`${dir}/seed.txt`)}; echo clear > ${KMEMLEAK}; echo scan > ${KMEMLEAK}`, 1, tickMs));
+      record('agent-seed', await measure(adb, serial!, root, 'agent-seed', agentRun('seed'), cycles, tickMs));
+      process.stderr.write(`round ${round + 1}/${repeat}: ${names.map((n) => `${n} ${cpu[n][round].toFixed(0)} ms`).join(', ')}\n`);
+    }
     await adb.shell(serial!, asRoot(root, `rm -rf ${shq(dir)}`));
 
-    const by = Object.fromEntries(results.map((r) => [r.name, r]));
-    const kernelWork = 2 * by.scan.msPerRun + by.cat.msPerRun;
+    const by = Object.fromEntries(names.map((n) => [n, { cpuMs: median(cpu[n]), wallMs: median(wall[n]), runs: cpu[n] }])) as Record<(typeof names)[number], { cpuMs: number; wallMs: number; runs: number[] }>;
+    const kernelWork = 2 * by.scan.cpuMs + by.cat.cpuMs;
+    const floor = tickMs / 2; // below one tick a ratio means nothing
     const summary = {
       serial,
       clockTickMs: tickMs,
-      reportBytes,
       cycles,
-      repeat,
-      results,
+      rounds: repeat,
+      catBytesMedian: median(catBytes),
+      agentReportBytesMedian: median(agentBytes),
+      results: by,
       ratios: {
-        doubleVsCat: by.double.msPerRun / Math.max(by.cat.msPerRun, tickMs / repeat),
-        doubleVsKernelWork: by.double.msPerRun / Math.max(kernelWork, 1e-9),
-        agentSeedVsSeedLoop: by['agent-seed'].msPerRun / Math.max(by.seed.msPerRun, tickMs / repeat),
+        doubleVsCat: by.double.cpuMs / Math.max(by.cat.cpuMs, floor),
+        doubleVsKernelWork: by.double.cpuMs / Math.max(kernelWork, floor),
+        agentSeedVsSeedLoop: by['agent-seed'].cpuMs / Math.max(by.seed.cpuMs, floor),
       },
-      agentOverheadMsPerCycle: by.double.msPerRun - kernelWork,
+      agentOverheadMsPerCycle: by.double.cpuMs - kernelWork,
     };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(summary)}\n`);
     } else {
       const lines = [
-        `device ${serial}, kmemleak report ${reportBytes} bytes, CLK_TCK ${tck} (${tickMs} ms/tick)`,
-        'what                    runs   CPU ms/run   wall ms/run',
-        ...results.map((r) => `${r.name.padEnd(22)} ${String(r.runs).padStart(5)}   ${r.msPerRun.toFixed(1).padStart(10)}   ${r.wallMsPerRun.toFixed(0).padStart(11)}`),
+        `device ${serial}; CLK_TCK ${tck} (${tickMs} ms/tick); ${repeat} rounds, agent runs of ${cycles} cycles`,
+        `report read: bare cat ${summary.catBytesMedian} bytes, agent ${summary.agentReportBytesMedian} bytes (medians)`,
+        'what (median per run/cycle)   CPU ms   wall ms',
+        ...names.map((n) => `${n.padEnd(28)} ${by[n].cpuMs.toFixed(0).padStart(6)}   ${by[n].wallMs.toFixed(0).padStart(7)}`),
         '',
-        `agent double cycle / bare cat:                 ${summary.ratios.doubleVsCat.toFixed(1)}x`,
+        `agent double cycle / bare cat:                  ${summary.ratios.doubleVsCat.toFixed(1)}x`,
         `agent double cycle / kernel work (2 scans+cat): ${summary.ratios.doubleVsKernelWork.toFixed(2)}x`,
-        `agent overhead beyond the kernel work:          ${summary.agentOverheadMsPerCycle.toFixed(1)} ms CPU per cycle`,
+        `agent overhead beyond the kernel work:          ${summary.agentOverheadMsPerCycle.toFixed(0)} ms CPU per cycle`,
         `agent seed cycle / seed loop body:              ${summary.ratios.agentSeedVsSeedLoop.toFixed(1)}x`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);

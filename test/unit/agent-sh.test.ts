@@ -375,6 +375,17 @@ for (const shell of SHELLS) {
       assert.deepEqual(await r.commands(), [], 'leaks that were not saved are never cleared');
     });
 
+    test('an unreadable kernel log is noted, not an error; the snapshot still publishes', async () => {
+      const r = await rig();
+      const res = await r.run(shell, ['--dir', r.dir, '--kmemleak', r.km, '--kmemleak-cmd', r.fifo, '--kmsg-source', path.join(r.root, 'no-such-log'), '--protocol', 'seed', '--once']);
+      assert.equal(res.code, 0, res.stdout + res.stderr);
+      const meta = await verifySnapshot(r.dir, 1);
+      assert.deepEqual(meta.unreadable, ['kmsg']);
+      assert.deepEqual(meta.errors, []);
+      assert.ok(!existsSync(path.join(r.dir, 'snapshots', '1', 'kmsg.txt')));
+      assert.ok(!existsSync(path.join(r.dir, 'kmsg.marker')), 'the marker does not move');
+    });
+
     test('bad options are usage errors (exit 2) with a clear message', async () => {
       const r = await rig();
       const cases: Array<[string[], RegExp]> = [
