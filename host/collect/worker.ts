@@ -84,10 +84,14 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener('abort', done, { once: true });
   });
 
-/** Is this adb trouble (device gone, server restarting, a dropped connection)? */
+/**
+ * Is this transport trouble (device gone, offline, server restarting, a dropped or stalled
+ * connection)? Then kml waits for the device. A device that answers but refuses an operation
+ * (a command exits non-zero, the agent does not come up, a sync FAIL) is not: kml retries
+ * that with a backoff instead.
+ */
 export function isDeviceTrouble(e: unknown): boolean {
-  if (e instanceof AdbError) return e.kind !== 'command-failed' && e.kind !== 'unsupported';
-  return isKmlError(e) && e.exitCode === ExitCode.DEVICE;
+  return e instanceof AdbError && !['command-failed', 'unsupported', 'remote-fail', 'no-such-file'].includes(e.kind);
 }
 
 export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
@@ -290,7 +294,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
           }
           if (isHostFull(e)) {
             this.account({ outcomes: [], hostFull: { need: 0, free: 0 }, remaining: this.status.waitingOnDevice ?? 0 });
-          } else if (e instanceof AdbError || (isKmlError(e) && e.exitCode === ExitCode.CONFLICT)) {
+          } else if (e instanceof AdbError || (isKmlError(e) && (e.exitCode === ExitCode.DEVICE || e.exitCode === ExitCode.CONFLICT))) {
             // A device command failed (rm, agent launch): log, back off, try again next round.
             consecutiveErrors++;
             this.log.error({ err: { message: (e as Error).message }, consecutiveErrors }, 'device operation failed; retrying');

@@ -258,3 +258,32 @@ test('a different snapshot under a stored boot_id+seq is kept beside it and flag
   assert.match(c[0].files[0].path, /\/conflict-[0-9a-f]{12}\//);
   assert.deepEqual(await s.dev.listComplete(), []);
 });
+
+test('nothing the device sends can write outside the store: hostile names, boot ids, sizes', { timeout: 20_000 }, async () => {
+  const s = await setup();
+  await s.dev.publish(); // seq 1: good
+  await s.dev.publish(); // seq 2: meta with a hostile boot_id
+  await s.dev.publish(); // seq 3: hostile file names next to good ones
+  const snap = (n: number) => path.join(s.dev.dir, 'snapshots', String(n));
+  const meta2 = (await fs.readFile(path.join(snap(2), 'meta.txt'), 'utf8')).replace(/^boot_id=.*$/m, 'boot_id=../../../../tmp/evil');
+  await fs.writeFile(path.join(snap(2), 'meta.txt'), meta2);
+  const real = s.dev.listFiles.bind(s.dev);
+  s.dev.listFiles = async (seq: number) => {
+    const files = await real(seq);
+    if (seq !== 3) return files;
+    return [...files, ...['../../run.json', 'a/b.txt', 'kmemleak.txt\0x', 'x'.repeat(4096), '..', '/etc/passwd', 'link.txt'].map((name) => ({ name, size: 10, isFile: true }))];
+  };
+  const pulled: string[] = [];
+  const realPull = s.dev.pullFile.bind(s.dev);
+  s.dev.pullFile = async (seq: number, name: string, local: string) => { pulled.push(name); return realPull(seq, name, local); };
+  const r = await worker(s).pullOnce();
+  assert.equal(r.exitCode, 0);
+  assert.ok(pulled.every((n) => ['kmemleak.txt', 'meminfo.txt', 'buddyinfo.txt'].includes(n)), `only known names pulled: ${pulled.join(',')}`);
+  assert.match(r.status.unverifiable[2] ?? '', /no valid boot_id/);
+  assert.deepEqual(await s.dev.listComplete(), [2], 'the hostile snapshot stays on the device, the others are stored and deleted');
+  const m = await readManifest(s.opened.run.manifestPath);
+  assert.deepEqual(m.entries.map((e) => e.seq), [1, 3]);
+  const everything = await fs.readdir(s.out, { recursive: true });
+  assert.ok(everything.every((p) => !String(p).includes('evil') && !String(p).includes('passwd')), everything.join('\n'));
+  assert.deepEqual(await fs.readdir(path.dirname(s.out)).then((l) => l.sort()), ['device', 'out'], 'nothing written beside the store');
+});
