@@ -13,8 +13,8 @@ import { KML_VERSION } from '../version.js';
 import { Fingerprinter, displayStack, type StackIdentity } from '../kmemleak/fingerprint.js';
 import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText } from '../kmemleak/jiffies.js';
 import { LineSplitter } from '../kmemleak/lines.js';
-import { KmemleakParser } from '../kmemleak/parser.js';
-import type { KmemleakRecord, ParserCounters } from '../kmemleak/types.js';
+import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
+import type { ParserCounters } from '../kmemleak/types.js';
 import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
 import {
   ANALYSIS_SCHEMA_VERSION, type AnalyzedRun, type LeakGroup, type ParseStats, type RunInfo, type SnapshotInfo,
@@ -98,9 +98,9 @@ interface FileParse {
 }
 
 /** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
-async function parseFile(file: string, wantHash: boolean, onRecord: (r: KmemleakRecord) => void): Promise<FileParse> {
-  const parser = new KmemleakParser({ onRecord, maxSamples: MAX_UNPARSED_SAMPLES });
-  const splitter = new LineSplitter((l, overlong) => parser.line(l, overlong));
+async function parseFile(file: string, wantHash: boolean, onRecord: (r: ParsedRecord) => void): Promise<FileParse> {
+  const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES });
+  const splitter = new LineSplitter(parser);
   const hash = wantHash ? createHash('sha256') : null;
   let bytes = 0;
   let error: string | undefined;
@@ -195,12 +195,12 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     const seen = new Map<string, GroupAcc>();
     const readUptime = s.uptimeS;
     // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
-    let lo: KmemleakRecord | null = null;
-    let hi: KmemleakRecord | null = null;
-    const onRecord = (r: KmemleakRecord): void => {
+    const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+    const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+    const onRecord = (r: ParsedRecord): void => {
       const objKey = r.jiffies === null ? `${r.address}:?${r.line}` : `${r.address}:${r.jiffies}`;
       if (seen.has(objKey)) { snap.duplicates++; return; }
-      const id = fingerprinter.identify(r);
+      const id = fingerprinter.identifyStack(r.stackKey(), () => r.frames());
       const sm = stackMatches(id);
       // Record rules: the first matching one moves the record to a suppressed group.
       let recordRule: CompiledRule | null = null;
@@ -220,8 +220,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       if (r.jiffies !== null) {
         hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
         if (r.ageMs !== null) {
-          if (!lo || r.jiffies < lo.jiffies!) lo = r;
-          if (!hi || r.jiffies > hi.jiffies!) hi = r;
+          if (!lo.set || r.jiffies < lo.jiffies) { lo.set = true; lo.jiffies = r.jiffies; lo.ageMs = r.ageMs; lo.bits = r.pointerBits; }
+          if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
         }
       }
       const ruleMasks = scratchMasks;
@@ -238,9 +238,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       bits[r.pointerBits]++;
     };
     const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, onRecord);
-    const loR = lo as KmemleakRecord | null;
-    const hiR = hi as KmemleakRecord | null;
-    if (loR && hiR && loR !== hiR && loR.pointerBits === hiR.pointerBits) hzEst.observeAgePair(loR.jiffies!, loR.ageMs!, hiR.jiffies!, hiR.ageMs!, loR.pointerBits);
+    // lo and hi are the same record exactly when no later record had other jiffies.
+    if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
     snap.bytes = fp.bytes;
     snap.unparsedLines = fp.counters.unparsedLines;
     snap.truncatedRecords = fp.counters.truncatedRecords;

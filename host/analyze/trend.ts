@@ -9,7 +9,8 @@
 // every still-unreferenced object; an object printed by the previous snapshot of the same boot
 // (same address and jiffies) is a repeat, not a new leak. Counting only new objects makes both
 // protocols give the same cumulative curve.
-import type { KmemleakRecord } from '../kmemleak/types.js';
+import type { KmemleakFrame } from '../kmemleak/types.js';
+import type { ParsedRecord } from '../kmemleak/record.js';
 import type { StackIdentity } from '../kmemleak/fingerprint.js';
 import type { CompiledRule } from './suppress.js';
 import type { GroupPoint, LeakGroup, LeakStatus, SampleRecord, SuppressedGroup } from './model.js';
@@ -44,7 +45,7 @@ export interface GroupAcc {
   /** New objects that were gone from the next snapshot of the same boot (freed or referenced again). */
   vanished: number;
   sample: SampleRecord;
-  sampleStack: KmemleakRecord['frames'];
+  sampleStack: KmemleakFrame[];
   /** Per HZ candidate: the sample's allocation uptime. */
   sampleUptime: (number | null)[];
   firstSeen: number;
@@ -53,7 +54,8 @@ export interface GroupAcc {
 
 export interface RecordUpdate {
   snapshot: number;
-  record: KmemleakRecord;
+  /** The parser's scratch record: read now, never kept. */
+  record: ParsedRecord;
   id: StackIdentity;
   recordRule: CompiledRule | null;
   /** Printed by the previous snapshot of the same boot. */
@@ -90,7 +92,7 @@ export class GroupTable {
           snapshot: u.snapshot, address: r.address, size: r.size, comm: r.comm, pid: r.pid, jiffies: r.jiffies,
           allocUptimeS: null, hex: r.hex, objectType: r.objectType, line: r.line,
         },
-        sampleStack: r.frames,
+        sampleStack: r.frames(),
         sampleUptime: u.uptimes.slice(), // the caller reuses its array
         firstSeen: u.snapshot, lastSeen: u.snapshot,
       };

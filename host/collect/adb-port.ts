@@ -1,6 +1,6 @@
 // The puller's view of a real device: host/adb for transport, host/device/doctor for readiness
 // (and root), host/device/agent for the agent's life and its snapshot folders.
-import { AdbError, asRoot, ensureRoot, shq, type Adb, type RootMethod } from '../adb/index.js';
+import { AdbError, asRoot, ensureRoot, retryTransient, shq, type Adb, type RootMethod } from '../adb/index.js';
 import { AgentControl, DEFAULT_AGENT_DIR } from '../device/agent.js';
 import { doctorFailure, runDoctor } from '../device/doctor.js';
 import { formatCheckLines } from '../device/doctor-checks.js';
@@ -31,6 +31,19 @@ export interface AdbPortOptions {
 }
 
 export class AdbDevicePort implements DevicePort {
+  /**
+   * Idempotent reads (and the idempotent delete) get two quick retries on transient adb errors
+   * (p-retry), so a single dropped connection does not send the worker into "device lost".
+   */
+  private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return retryTransient(fn, {
+      retries: 2,
+      minTimeoutMs: 300,
+      maxTimeoutMs: 1_000,
+      onRetry: (e, attempt) => this.log.debug({ op: what, attempt, err: { message: e.message } }, 'transient adb error; retrying'),
+    });
+  }
+
   readonly serial: string;
   private readonly adb: Adb;
   private log: Logger;
@@ -112,7 +125,7 @@ export class AdbDevicePort implements DevicePort {
   }
 
   async bootId(): Promise<string> {
-    const buf = await this.adb.pullBuffer(this.serial, '/proc/sys/kernel/random/boot_id', { timeoutMs: this.timeoutMs, maxBytes: 4096 });
+    const buf = await this.retry('boot_id', () => this.adb.pullBuffer(this.serial, '/proc/sys/kernel/random/boot_id', { timeoutMs: this.timeoutMs, maxBytes: 4096 }));
     const id = buf.toString('utf8').trim().toLowerCase();
     if (!BOOT_ID_RE.test(id)) throw new AdbError('protocol', `unexpected boot_id ${JSON.stringify(id.slice(0, 60))}`, { serial: this.serial });
     return id;
@@ -133,7 +146,7 @@ export class AdbDevicePort implements DevicePort {
   }
 
   async agentStatus(): Promise<AgentStatus> {
-    const st = await this.agent().status();
+    const st = await this.retry('agent status', () => this.agent().status());
     return {
       alive: st.running,
       pid: st.pid,
@@ -148,7 +161,7 @@ export class AdbDevicePort implements DevicePort {
 
   async listComplete(): Promise<number[]> {
     try {
-      return await this.agent().listComplete();
+      return await this.retry('list snapshots', () => this.agent().listComplete());
     } catch (e) {
       // No snapshots folder yet (agent never installed): nothing to pull.
       if (e instanceof AdbError && (e.kind === 'no-such-file' || e.kind === 'remote-fail')) return [];
@@ -157,13 +170,13 @@ export class AdbDevicePort implements DevicePort {
   }
 
   async listFiles(seq: number): Promise<DeviceFile[]> {
-    const entries = await this.adb.readdir(this.serial, this.agent().snapshotPath(seq), { timeoutMs: this.timeoutMs });
+    const entries = await this.retry('list snapshot', () => this.adb.readdir(this.serial, this.agent().snapshotPath(seq), { timeoutMs: this.timeoutMs }));
     return entries.map((e) => ({ name: e.name, size: e.size, isFile: e.isFile }));
   }
 
   async readMeta(seq: number): Promise<Buffer> {
     try {
-      return await this.adb.pullBuffer(this.serial, `${this.agent().snapshotPath(seq)}/meta.txt`, { timeoutMs: this.timeoutMs, maxBytes: 1024 * 1024 });
+      return await this.retry('read meta', () => this.adb.pullBuffer(this.serial, `${this.agent().snapshotPath(seq)}/meta.txt`, { timeoutMs: this.timeoutMs, maxBytes: 1024 * 1024 }));
     } catch (e) {
       if (e instanceof AdbError && e.kind === 'remote-fail' && /No such file/i.test(e.message)) {
         throw new AdbError('no-such-file', e.message, { serial: this.serial });
@@ -174,7 +187,8 @@ export class AdbDevicePort implements DevicePort {
 
   async pullFile(seq: number, name: string, localPath: string): Promise<{ bytes: number; sha256: string }> {
     // `name` was matched against kml's fixed list of snapshot file names before it got here.
-    const r = await this.adb.pullToFile(this.serial, `${this.agent().snapshotPath(seq)}/${name}`, localPath, { verifySize: true });
+    // pullToFile truncates localPath on each attempt, so a retry starts clean.
+    const r = await this.retry('pull', () => this.adb.pullToFile(this.serial, `${this.agent().snapshotPath(seq)}/${name}`, localPath, { verifySize: true }));
     return { bytes: r.bytes, sha256: r.sha256 };
   }
 
@@ -189,7 +203,7 @@ export class AdbDevicePort implements DevicePort {
   }
 
   async deleteSnapshot(seq: number): Promise<void> {
-    await this.agent().deleteSnapshot(seq);
+    await this.retry('delete snapshot', () => this.agent().deleteSnapshot(seq));
   }
 
   async waitOnline(timeoutMs: number, signal?: AbortSignal): Promise<void> {

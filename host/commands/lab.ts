@@ -140,6 +140,7 @@ Examples:
     .command('reboot')
     .description('reboot a lab device and wait until adb works again (boot_id changes)')
     .argument('[serial]', 'device serial (default: -s, ANDROID_SERIAL, or the only running device)')
+    .option('-s, --serial <serial>', 'device serial (also ANDROID_SERIAL)')
     .option('--hard', 'reset the VM instead of a clean reboot (like a watchdog reset)')
     .option('--json', 'print JSON')
     .action(action(async (serial: string | undefined, o: { json?: boolean; hard?: boolean }, cmd: Command) => {
@@ -152,6 +153,7 @@ Examples:
     .command('unplug')
     .description('pull the "cable": connections drop, adb shows the device offline (and forgets it after ~60 s)')
     .argument('[serial]', 'device serial')
+    .option('-s, --serial <serial>', 'device serial (also ANDROID_SERIAL)')
     .option('--json', 'print JSON')
     .action(action(async (serial: string | undefined, o: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
@@ -163,6 +165,7 @@ Examples:
     .command('replug')
     .description('plug the "cable" back, adb connect again, wait until adb works')
     .argument('[serial]', 'device serial')
+    .option('-s, --serial <serial>', 'device serial (also ANDROID_SERIAL)')
     .option('--json', 'print JSON')
     .action(action(async (serial: string | undefined, o: { json?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
@@ -174,6 +177,7 @@ Examples:
     .command('kill-adbd')
     .description("kill the device's adbd and every process it started (Android's init does the same); it restarts ~1 s later")
     .argument('[serial]', 'device serial')
+    .option('-s, --serial <serial>', 'device serial (also ANDROID_SERIAL)')
     .option('--wait', 'return only once adb works again')
     .option('--json', 'print JSON')
     .action(action(async (serial: string | undefined, o: { json?: boolean; wait?: boolean }, cmd: Command) => {
@@ -186,6 +190,7 @@ Examples:
     .command('leak')
     .description('make the kernel leak: load kml_leaky or change its rate, paths and sizes at runtime')
     .argument('[serial]', 'device serial')
+    .option('-s, --serial <serial>', 'device serial (also ANDROID_SERIAL)')
     .option('--rate <n>', 'objects leaked per second (0 stops)')
     .option('--paths <list>', 'call paths: cache,request,name (or 1,2,3, or all)')
     .option('--sizes <list>', 'object sizes in bytes for paths 1,2,3, e.g. 200,1500,64')

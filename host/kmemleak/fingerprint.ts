@@ -138,6 +138,23 @@ export class Fingerprinter {
     return id;
   }
 
+  /**
+   * Identity of a stack given by its printed text (ParsedRecord.stackKey(): the frame lines as
+   * printed, pointers and offsets included), cached by that text; `frames` is called only on a
+   * cache miss. The printed text determines the frames, so the identity is the one identify() gives.
+   */
+  identifyStack(printed: string, frames: () => KmemleakFrame[]): StackIdentity {
+    let id = this.printedCache.get(printed);
+    if (id === undefined) {
+      id = this.compute(frames());
+      if (this.printedCache.size >= MAX_CACHED_STACKS) this.printedCache.clear();
+      this.printedCache.set(printed, id);
+    }
+    return id;
+  }
+
+  private readonly printedCache = new Map<string, StackIdentity>();
+
   private compute(frames: KmemleakFrame[]): StackIdentity {
     const all: string[] = [];
     const keyFrames: string[] = [];

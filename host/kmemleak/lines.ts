@@ -10,6 +10,17 @@ export const DEFAULT_MAX_LINE = 4096;
 
 export type LineCallback = (text: string, overlong: boolean) => void;
 
+/**
+ * A consumer that takes lines as bytes and decodes only what it keeps (the kmemleak parser).
+ * `lineBytes` gets b[start, end): one line without its newline and one trailing CR, at most
+ * maxLine bytes; b[end] is a CR, a newline or past the buffer, never a printable character.
+ * Overlong lines arrive decoded through `line(text, true)`.
+ */
+export interface ByteLineSink {
+  lineBytes(b: Buffer, start: number, end: number): void;
+  line(text: string, overlong: boolean): void;
+}
+
 // Buffer#utf8Slice skips toString()'s argument checks; it is what toString('utf8', a, b) calls.
 type FastBuffer = Buffer & { utf8Slice?: (start: number, end: number) => string };
 const utf8 = (b: FastBuffer, start: number, end: number): string =>
@@ -25,7 +36,18 @@ export class LineSplitter {
   /** True after end() if the input did not end with a newline (last line may be cut). */
   lastLineUnterminated = false;
 
-  constructor(private readonly onLine: LineCallback, private readonly maxLine = DEFAULT_MAX_LINE) {}
+  private readonly onLine: LineCallback;
+  private readonly sink: ByteLineSink | null;
+
+  constructor(consumer: LineCallback | ByteLineSink, private readonly maxLine = DEFAULT_MAX_LINE) {
+    if (typeof consumer === 'function') {
+      this.onLine = consumer;
+      this.sink = null;
+    } else {
+      this.sink = consumer;
+      this.onLine = (text, overlong) => consumer.line(text, overlong);
+    }
+  }
 
   pushBuffer(chunk: Uint8Array): void {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -45,6 +67,7 @@ export class LineSplitter {
         let end = nl;
         if (end > start && buf[end - 1] === 13) end--;
         if (end - start > this.maxLine) this.onLine(utf8(buf, start, start + this.maxLine), true);
+        else if (this.sink) this.sink.lineBytes(buf, start, end);
         else this.onLine(utf8(buf, start, end), false);
       }
       start = nl + 1;
@@ -73,7 +96,8 @@ export class LineSplitter {
     this.carry = [];
     this.carryLen = 0;
     this.carryOverlong = false;
-    this.onLine(line.toString('utf8'), overlong);
+    if (this.sink && !overlong) this.sink.lineBytes(line, 0, line.length);
+    else this.onLine(line.toString('utf8'), overlong);
   }
 
   /** Flush the last line (if the input did not end with a newline). */
@@ -93,7 +117,7 @@ export type ChunkSource = AsyncIterable<Uint8Array | string> | Iterable<Uint8Arr
  * string chunk is treated as raw text (an iterable of lines WITHOUT newlines must go through
  * `kmemleakRecords` instead).
  */
-export async function forEachLine(source: ChunkSource, onLine: LineCallback, maxLine = DEFAULT_MAX_LINE): Promise<LineSplitter> {
+export async function forEachLine(source: ChunkSource, onLine: LineCallback | ByteLineSink, maxLine = DEFAULT_MAX_LINE): Promise<LineSplitter> {
   const splitter = new LineSplitter(onLine, maxLine);
   for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
     if (typeof chunk === 'string') splitter.pushString(chunk);

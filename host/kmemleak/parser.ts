@@ -17,15 +17,14 @@
 //   6.8+      no `(age ...)`; `backtrace (crc X):`
 //   6.12.9+, 6.13+, 6.6.70+: frames are bare `    func+0x../0x.. [mod]`; unresolved ones bare `0xffff...`
 //   6.12+     `unreferenced object (percpu) 0x...` and `hex dump (first N bytes on cpu C):`
-import type { KmemleakFrame, KmemleakRecord, ParserCounters } from './types.js';
-import { forEachLine, type ChunkSource, DEFAULT_MAX_LINE } from './lines.js';
+import type { KmemleakRecord, ParserCounters } from './types.js';
+import { forEachLine, type ByteLineSink, type ChunkSource, DEFAULT_MAX_LINE } from './lines.js';
+import { MAX_FRAMES, MAX_HEX_CHARS, ParsedRecord, PcKind, RE_FRAME, RE_FRAME_FAST } from './record.js';
+
+export { ParsedRecord } from './record.js';
 
 type State = 'idle' | 'record' | 'hex' | 'backtrace' | 'dump';
 
-/** Frames kept per record; kmemleak prints at most 16 (MAX_TRACE), so more means garbage. */
-const MAX_FRAMES = 64;
-/** Hex bytes kept per record (kmemleak prints at most 32). */
-const MAX_HEX_CHARS = 128;
 const MAX_SAMPLES = 20;
 
 // --- line prefixes ------------------------------------------------------------------------------
@@ -44,12 +43,7 @@ const RE_COMM = /comm "(.*)", pid (-?\d+), jiffies (\d+)(?: \(age (\d+)\.(\d+)s\
 const RE_HEX_HEADER = /hex dump \(first (\d+) bytes(?: on cpu (\d+))?\):\s*$/y;
 const RE_HEX_LINE = /([0-9a-fA-F]{2}(?: [0-9a-fA-F]{2}){0,31})(?: {2,}.*)?$/y;
 const RE_BT_HEADER = /backtrace(?: \(crc ([0-9a-fA-F]+)\))?:\s*$/y;
-// A frame: optional `[<pc>] `, then `sym+0xOFF/0xSIZE [mod]`, or a bare `0xADDR`, or a symbolized
-// inline frame `sym file:line [inline]`; optional `file:line` and `[inline]` after (symbolized logs).
-const RE_FRAME =
-  /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?(?:([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?|0x([0-9a-fA-F]+)|([A-Za-z0-9_.$]+)(?= \S+:\d+))(?: (\S+:\d+))?( \[inline\])?\s*$/y;
-// The common frame shape, tried first (same group numbers as RE_FRAME for 1..5).
-const RE_FRAME_FAST = /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?\s*$/y;
+// Frame lines: RE_FRAME_FAST, then RE_FRAME (record.ts, shared with the frame materialiser).
 const RE_DUMP_BODY = /(?:min_count = |count = |flags = 0x|checksum = |excess_ref = |backtrace:\s*$|comm ")/y;
 const RE_KMEMLEAK_MESSAGE =
   /(?:\d+ new suspected memory leaks|Kernel memory leak detector|Automatic memory scanning thread|Kmemleak |Early log|Memory pool empty|Cannot |Found object by alias|Trying to color|Unknown object|Not scanning|Adding scan area|Setting excess_ref|Scan area larger|Object |kmalloc\(|vmalloc\(|kzalloc\()/y;
@@ -88,8 +82,8 @@ const IN_RECORD: readonly State[] = ['record', 'hex', 'backtrace'];
 
 export const RECOGNISERS: readonly Recogniser[] = [
   { name: 'header', record: true, first: 'u', re: RE_HEADER, handle: (p, m, c) => p._startRecord(m, c) },
-  { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME_FAST, handle: (p, m) => p._frame(m) },
-  { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME, handle: (p, m) => p._frame(m) },
+  { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME_FAST, handle: (p, m, c) => p._frame(m, c) },
+  { name: 'frame', record: true, states: ['backtrace'], re: RE_FRAME, handle: (p, m, c) => p._frame(m, c) },
   { name: 'hex-line', record: true, states: ['hex'], re: RE_HEX_LINE, handle: (p, m) => p._hexLine(m) },
   { name: 'comm', record: true, states: ['record'], first: 'c', re: RE_COMM, handle: (p, m) => p._comm(m) },
   { name: 'hex-header', record: true, states: IN_RECORD, first: 'h', re: RE_HEX_HEADER, handle: (p, m) => p._hexHeader(m) },
@@ -125,30 +119,180 @@ const DISPATCH: Record<State, { byFirst: Map<string, Recogniser[]>; rest: Recogn
 })();
 
 export interface ParserOptions {
-  /** Called for each completed record, in input order. */
-  onRecord: (r: KmemleakRecord) => void;
+  /** Called for each completed record, in input order, with a record of its own. */
+  onRecord?: (r: KmemleakRecord) => void;
+  /**
+   * Called for each completed record with the parser's reused scratch record (no allocation per
+   * record; copy what you keep, call `frames()` only when you need frame objects).
+   */
+  onParsed?: (r: ParsedRecord) => void;
   /** Unparsed line samples kept (default 20). */
   maxSamples?: number;
 }
 
+// --- byte classes for the byte path ---------------------------------------------------------------
+
+const C_HEX = 1;
+const C_SYM = 2; // [A-Za-z0-9_.$]
+const C_DIGIT = 4;
+const C_PRINT = 8; // printable ASCII, space included
+const C_MOD = 16; // [^\]\s] among printable ASCII
+const C_UPPER = 32; // A-F (an address to lowercase)
+const CLASS = new Uint8Array(256);
+for (let c = 0x20; c < 0x7f; c++) CLASS[c] |= C_PRINT | (c !== 0x20 && c !== 0x5d ? C_MOD : 0);
+for (let c = 48; c <= 57; c++) CLASS[c] |= C_HEX | C_SYM | C_DIGIT;
+for (let c = 97; c <= 122; c++) CLASS[c] |= C_SYM | (c <= 102 ? C_HEX : 0);
+for (let c = 65; c <= 90; c++) CLASS[c] |= C_SYM | (c <= 70 ? C_HEX | C_UPPER : 0);
+CLASS[95] |= C_SYM;
+CLASS[46] |= C_SYM;
+CLASS[36] |= C_SYM;
+
+type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+
+const bytesOf = (s: string): number[] => [...s].map((ch) => ch.charCodeAt(0));
+const LIT_HEADER = bytesOf('unreferenced object');
+const LIT_PERCPU = bytesOf(' (percpu) 0x');
+const LIT_PHYS = bytesOf(' (phys) 0x');
+const LIT_SIZE = bytesOf(' (size ');
+const LIT_COMM = bytesOf('comm "');
+const LIT_HEX_HEADER = bytesOf('hex dump (first ');
+const LIT_BYTES = bytesOf(' bytes');
+const LIT_ON_CPU = bytesOf(' on cpu ');
+const LIT_BACKTRACE = bytesOf('backtrace');
+const LIT_CRC = bytesOf(' (crc ');
+const LIT_TAG = bytesOf(KMEMLEAK_TAG);
+const LIT_PTRVAL = bytesOf('ptrval');
+// Read backwards, from their last character (the comm line is parsed from its end).
+const reversed = (s: string): number[] => bytesOf(s).reverse();
+const LIT_JIFFIES_R = reversed(', jiffies ');
+const LIT_PID_R = reversed('", pid ');
+const LIT_AGE_R = reversed(' (age ');
+
+/** b[i..] starts with `lit`. */
+function at(b: Uint8Array, i: number, lit: readonly number[]): boolean {
+  for (let k = 0; k < lit.length; k++) if (b[i + k] !== lit[k]) return false;
+  return true;
+}
+
+/** b[..i] ends with the reversed literal `litR` (b[i] is its last character). */
+function atBack(b: Uint8Array, i: number, litR: readonly number[], lo: number): boolean {
+  if (i - litR.length + 1 < lo) return false;
+  for (let k = 0; k < litR.length; k++) if (b[i - k] !== litR[k]) return false;
+  return true;
+}
+
+/** The number a run of ASCII digits spells, exactly as Number() of its text. */
+function digitsValue(b: Uint8Array, start: number, end: number): number {
+  if (end - start > 15) return Number((b as FastBuffer).latin1Slice(start, end));
+  let v = 0;
+  for (let i = start; i < end; i++) v = v * 10 + (b[i] - 48);
+  return v;
+}
+
+/** Only spaces from i to end (the regexes' `\s*$` on printable ASCII). */
+function blankTo(b: Uint8Array, i: number, end: number): boolean {
+  while (i < end && b[i] === 32) i++;
+  return i === end;
+}
+
 /**
- * Push-style parser: feed lines with `line()`, finish with `end()`. Holds one record at a time.
- * Use `parseKmemleakStream` / `parseKmemleakText` / `kmemleakRecords` for the common cases.
+ * Length of the dmesg prefix (DMESG_PREFIX) at b[s..end), for a line whose every byte is printable
+ * ASCII, or -1 when a byte where the regex could go on is not (a tab or no-break space the string
+ * path would turn into a space first): the caller leaves such lines to the string path.
  */
-export class KmemleakParser {
+function dmesgPrefixLen(b: Uint8Array, s: number, end: number): number {
+  let i = s;
+  if (b[i] === 60 /* < */) {
+    let j = i + 1;
+    while (j < end && j - i <= 3 && CLASS[b[j]] & C_DIGIT) j++;
+    if (j > i + 1 && b[j] === 62) i = j + 1;
+  }
+  for (let part = 0; part < 2; part++) {
+    if (b[i] !== 91 /* [ */) break;
+    let j = i + 1;
+    while (b[j] === 32) j++;
+    if (j < end && !(CLASS[b[j]] & C_PRINT)) return -1;
+    if (part === 0) {
+      const d = j;
+      while (CLASS[b[j]] & C_DIGIT) j++;
+      if (j === d || b[j] !== 46) { if (j < end && !(CLASS[b[j]] & C_PRINT)) return -1; continue; }
+      const f = ++j;
+      while (CLASS[b[j]] & C_DIGIT) j++;
+      if (j === f || b[j] !== 93) { if (j < end && !(CLASS[b[j]] & C_PRINT)) return -1; continue; }
+    } else {
+      if (b[j] !== 84 && b[j] !== 67) break; // T or C
+      const d = ++j;
+      while (CLASS[b[j]] & C_DIGIT) j++;
+      if (j === d || b[j] !== 93) { if (j < end && !(CLASS[b[j]] & C_PRINT)) return -1; break; }
+    }
+    i = j + 1;
+    if (b[i] === 32) i++;
+    else if (i < end && !(CLASS[b[i]] & C_PRINT)) return -1;
+  }
+  return i - s;
+}
+
+/**
+ * Length of a /dev/kmsg prefix (KMSG_PREFIX, `6,2302,12345678,-;`) at b[s..end), 0 if none, -1 if
+ * a byte in it is not printable ASCII (the string path decides those).
+ */
+function kmsgPrefixLen(b: Uint8Array, s: number, end: number): number {
+  let j = s;
+  for (let k = 0; k < 3; k++) {
+    const d = j;
+    while (CLASS[b[j]] & C_DIGIT) j++;
+    if (j === d || b[j] !== 44 /* , */) return 0;
+    j++;
+  }
+  while (j < end && b[j] !== 59 /* ; */) {
+    if (!(CLASS[b[j]] & C_PRINT)) return -1;
+    j++;
+  }
+  return j < end ? j + 1 - s : 0;
+}
+
+/** describeFormat()'s reading of a bracketed pointer b[s..e) of hex digits (see pcKindOf). */
+function pcKindOfBytes(b: Uint8Array, s: number, e: number): PcKind {
+  let zeros = 0;
+  while (s + zeros < e && b[s + zeros] === 48) zeros++;
+  if (zeros === e - s) return PcKind.Zero;
+  if (e - s === 16) return zeros >= 8 ? PcKind.Hashed : PcKind.Raw;
+  const c = b[s] | 0x20;
+  return c >= 99 && c <= 102 ? PcKind.Raw : PcKind.Hashed;
+}
+
+/**
+ * Push-style parser: feed lines with `line()` (text) or `lineBytes()` (bytes), finish with `end()`.
+ * Holds one record at a time. Use `parseKmemleakStream` / `parseKmemleakText` / `kmemleakRecords`
+ * for the common cases.
+ *
+ * Two ways in, one set of rules. `line()` runs the recogniser table (regexes). `lineBytes()` first
+ * tries the byte path: the record lines kmemleak itself prints (header, comm, hex dump header and
+ * rows, backtrace header, frames), recognised from their bytes with the same grammar as the
+ * table's regexes, in the states where the table would pick that recogniser first, and only for
+ * lines of printable ASCII (where the regexes' `\s` is a space and latin1 is UTF-8). Anything else
+ * (other states, dmesg noise, tabs, non-ASCII, a malformed line) is decoded and goes to `line()`.
+ * A hex row is consumed without making a string; a frame line is copied into the record's stack
+ * text. kmemleak-bytes.test.ts checks both ways agree on mutated real captures.
+ */
+export class KmemleakParser implements ByteLineSink {
   readonly counters: ParserCounters = {
     lines: 0, bytes: 0, records: 0, truncatedRecords: 0, unparsedLines: 0, overlongLines: 0,
     ignoredLines: {}, unparsedSamples: [],
   };
   private state: State = 'idle';
-  private cur: KmemleakRecord | null = null;
+  /** The record being read (valid while `open`). */
+  private readonly rec = new ParsedRecord();
+  private open = false;
   private lineNo = 0;
   private sawBacktrace = false;
-  private readonly onRecord: (r: KmemleakRecord) => void;
+  private readonly onRecord: ((r: KmemleakRecord) => void) | undefined;
+  private readonly onParsed: ((r: ParsedRecord) => void) | undefined;
   private readonly maxSamples: number;
 
   constructor(opts: ParserOptions) {
     this.onRecord = opts.onRecord;
+    this.onParsed = opts.onParsed;
     this.maxSamples = opts.maxSamples ?? MAX_SAMPLES;
   }
 
@@ -191,10 +335,25 @@ export class KmemleakParser {
       if (this.dispatch(ctx)) return;
     }
     this.counters.unparsedLines++;
-    if (this.cur) this.addIssue('garbage-inside');
+    if (this.open) this.addIssue('garbage-inside');
     if (this.counters.unparsedSamples.length < this.maxSamples) {
       this.counters.unparsedSamples.push({ line: this.lineNo, text: raw.length > 200 ? raw.slice(0, 200) + '…' : raw });
     }
+  }
+
+  /**
+   * Feed one line as bytes b[s, e): no newline, at most one trailing CR (the LineSplitter's
+   * contract, see ByteLineSink: b[e] is not a printable character).
+   */
+  lineBytes(b: Buffer, s: number, e: number): void {
+    const end = e > s && b[e - 1] === 13 ? e - 1 : e;
+    if (this.byteLine(b, s, end)) {
+      this.lineNo++;
+      this.counters.lines++;
+      this.counters.bytes += e - s + 1;
+      return;
+    }
+    this.line((b as FastBuffer).utf8Slice(s, e), false);
   }
 
   private readonly ctx: LineCtx = { text: '', start: 0, dmesg: false, tagged: false };
@@ -220,31 +379,311 @@ export class KmemleakParser {
    * record may have been cut mid-line (a half-written file).
    */
   end(lastLineUnterminated = false): void {
-    if (this.cur && lastLineUnterminated) this.addIssue('eof-partial-line');
+    if (this.open && lastLineUnterminated) this.addIssue('eof-partial-line');
     this.finish();
+  }
+
+  // --- the byte path ---------------------------------------------------------------------------
+
+  /** Handle a line of the byte path; false = leave it to line(). b[s, end) has no trailing CR. */
+  private byteLine(b: Buffer, s: number, end: number): boolean {
+    let i = s;
+    let dmesg = false;
+    const c0 = b[i];
+    if (c0 === 91 /* [ */ ? b[i + 1] !== 60 : c0 === 60 /* < */) {
+      const p = dmesgPrefixLen(b, i, end);
+      if (p < 0) return false;
+      if (p > 0) { i += p; dmesg = true; }
+    } else if (c0 >= 48 && c0 <= 57) {
+      const p = kmsgPrefixLen(b, i, end);
+      if (p < 0) return false;
+      if (p > 0) { i += p; dmesg = true; }
+    }
+    while (b[i] === 32) i++;
+    let tagged = false;
+    if (b[i] === 107 /* k */ && at(b, i, LIT_TAG)) {
+      i += LIT_TAG.length;
+      while (b[i] === 32) i++;
+      tagged = true;
+    }
+    if (i >= end) { // only blanks left: the `blank` recogniser, whatever the state
+      this.counters.ignoredLines.blank = (this.counters.ignoredLines.blank ?? 0) + 1;
+      return true;
+    }
+    const c = b[i];
+    // The same choice as dispatch(): the recogniser the table tries first for this state and first character.
+    if (c === 117 && this.byteHeader(b, i, end, dmesg || tagged)) return true;
+    switch (this.state) {
+      case 'backtrace':
+        return this.byteFrame(b, i, end);
+      case 'hex': {
+        const r = this.byteHexRow(b, i, end);
+        if (r !== 0) return r > 0;
+        return c === 98 /* b */ && this.byteBacktraceHeader(b, i, end);
+      }
+      case 'record':
+        if (c === 99 /* c */) return this.byteComm(b, i, end);
+        if (c === 104 /* h */) return this.byteHexHeader(b, i, end);
+        if (c === 98 /* b */) return this.byteBacktraceHeader(b, i, end);
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  /** RE_HEADER → _startRecord. */
+  private byteHeader(b: Buffer, i: number, end: number, fromDmesg: boolean): boolean {
+    if (!at(b, i, LIT_HEADER)) return false;
+    let j = i + LIT_HEADER.length;
+    let objectType: ParsedRecord['objectType'] = 'normal';
+    if (b[j] === 32 && b[j + 1] === 48 && b[j + 2] === 120) j += 3;
+    else if (at(b, j, LIT_PERCPU)) { objectType = 'percpu'; j += LIT_PERCPU.length; }
+    else if (at(b, j, LIT_PHYS)) { objectType = 'phys'; j += LIT_PHYS.length; }
+    else return false;
+    const a0 = j;
+    let upper = 0;
+    let cl: number;
+    while ((cl = CLASS[b[j]]) & C_HEX) { upper |= cl; j++; }
+    if (j === a0 || !at(b, j, LIT_SIZE)) return false;
+    const a1 = j;
+    j += LIT_SIZE.length;
+    const d0 = j;
+    while (CLASS[b[j]] & C_DIGIT) j++;
+    if (j === d0 || b[j] !== 41 /* ) */) return false;
+    const d1 = j++;
+    if (b[j] === 58 /* : */) j++;
+    if (!blankTo(b, j, end)) return false;
+    this.finish();
+    const r = this.rec;
+    r.reset(this.lineNo + 1);
+    const addr = (b as FastBuffer).latin1Slice(a0, a1);
+    r.address = upper & C_UPPER ? addr.toLowerCase() : addr;
+    r.pointerBits = a1 - a0 <= 8 ? 32 : 64;
+    r.objectType = objectType;
+    r.size = digitsValue(b, d0, d1);
+    r.fromDmesg = fromDmesg;
+    this.open = true;
+    this.state = 'record';
+    return true;
+  }
+
+  /** RE_COMM → _comm, read from the end: `", pid P, jiffies J[ (age S.F s)]` then spaces. */
+  private byteComm(b: Buffer, i: number, end: number): boolean {
+    const r = this.rec;
+    if (r.comm !== null || !at(b, i, LIT_COMM)) return false;
+    const c0 = i + LIT_COMM.length;
+    let j = end - 1;
+    while (j >= c0 && b[j] === 32) j--;
+    let ageMs: number | null = null;
+    if (b[j] === 41 /* ) */) {
+      if (b[--j] !== 115 /* s */) return false;
+      const f1 = j;
+      j--;
+      while (j >= c0 && CLASS[b[j]] & C_DIGIT) j--;
+      const f0 = j + 1;
+      if (f0 === f1 || b[j] !== 46 /* . */) return false;
+      const s1 = j;
+      j--;
+      while (j >= c0 && CLASS[b[j]] & C_DIGIT) j--;
+      const s0 = j + 1;
+      if (s0 === s1 || !atBack(b, j, LIT_AGE_R, c0)) return false;
+      j -= LIT_AGE_R.length;
+      const d = (k: number): number => (f0 + k < f1 ? b[f0 + k] - 48 : 0);
+      ageMs = digitsValue(b, s0, s1) * 1000 + (d(0) * 100 + d(1) * 10 + d(2));
+    }
+    const j1 = j + 1;
+    while (j >= c0 && CLASS[b[j]] & C_DIGIT) j--;
+    const j0 = j + 1;
+    if (j0 === j1 || !atBack(b, j, LIT_JIFFIES_R, c0)) return false;
+    j -= LIT_JIFFIES_R.length;
+    const p1 = j + 1;
+    while (j >= c0 && CLASS[b[j]] & C_DIGIT) j--;
+    const p0 = j + 1;
+    if (p0 === p1) return false;
+    const neg = b[j] === 45; /* - */
+    if (neg) j--;
+    if (!atBack(b, j, LIT_PID_R, c0)) return false;
+    const cEnd = j - LIT_PID_R.length + 1; // the closing quote
+    for (let k = c0; k < cEnd; k++) if (!(CLASS[b[k]] & C_PRINT)) return false; // `.` never spans a CR; UTF-8 goes the string way
+    r.comm = (b as FastBuffer).latin1Slice(c0, cEnd - c0 > 64 ? c0 + 64 : cEnd);
+    const pid = digitsValue(b, p0, p1);
+    r.pid = neg ? -pid : pid;
+    const jf = digitsValue(b, j0, j1);
+    r.jiffies = Number.isSafeInteger(jf) ? jf : null;
+    if (ageMs !== null) r.ageMs = ageMs;
+    return true;
+  }
+
+  /** RE_HEX_HEADER → _hexHeader. */
+  private byteHexHeader(b: Buffer, i: number, end: number): boolean {
+    const r = this.rec;
+    if (r.hexLength !== null || !at(b, i, LIT_HEX_HEADER)) return false;
+    let j = i + LIT_HEX_HEADER.length;
+    const n0 = j;
+    while (CLASS[b[j]] & C_DIGIT) j++;
+    if (j === n0 || !at(b, j, LIT_BYTES)) return false;
+    const n1 = j;
+    j += LIT_BYTES.length;
+    let cpu: number | null = null;
+    if (b[j] === 32) {
+      if (!at(b, j, LIT_ON_CPU)) return false;
+      j += LIT_ON_CPU.length;
+      const k0 = j;
+      while (CLASS[b[j]] & C_DIGIT) j++;
+      if (j === k0) return false;
+      cpu = digitsValue(b, k0, j);
+    }
+    if (b[j] !== 41 || b[j + 1] !== 58 || !blankTo(b, j + 2, end)) return false;
+    r.hexLength = digitsValue(b, n0, n1);
+    r.hexCpu = cpu;
+    r.hexChars = 0;
+    this.state = 'hex';
+    return true;
+  }
+
+  /**
+   * RE_HEX_LINE → _hexLine. 1 = consumed, -1 = a hex row _hexLine refuses (string path),
+   * 0 = not a hex row.
+   */
+  private byteHexRow(b: Buffer, i: number, end: number): number {
+    if (!(CLASS[b[i]] & C_HEX && CLASS[b[i + 1]] & C_HEX)) return 0;
+    let j = i + 2;
+    let pairs = 1;
+    while (b[j] === 32 && CLASS[b[j + 1]] & C_HEX && CLASS[b[j + 2]] & C_HEX) {
+      if (++pairs > 32) return -1;
+      j += 3;
+    }
+    if (j < end) {
+      if (b[j] !== 32 || b[j + 1] !== 32) return 0;
+      for (let k = j + 2; k < end; k++) if (!(CLASS[b[k]] & C_PRINT)) return -1;
+    }
+    const r = this.rec;
+    const want = (r.hexLength ?? 32) * 2;
+    let n = r.hexChars;
+    if (n >= want || n >= MAX_HEX_CHARS) return -1; // more rows than announced: not hex
+    const hb = r.hexBuf;
+    for (let k = i; k < j && n < MAX_HEX_CHARS; k += 3) {
+      hb[n++] = b[k] | (CLASS[b[k]] & C_UPPER ? 0x20 : 0);
+      hb[n++] = b[k + 1] | (CLASS[b[k + 1]] & C_UPPER ? 0x20 : 0);
+    }
+    r.hexChars = n;
+    return 1;
+  }
+
+  /** RE_BT_HEADER → _btHeader (record and hex states). */
+  private byteBacktraceHeader(b: Buffer, i: number, end: number): boolean {
+    if (!at(b, i, LIT_BACKTRACE)) return false;
+    let j = i + LIT_BACKTRACE.length;
+    let crc: string | null = null;
+    if (b[j] === 32) {
+      if (!at(b, j, LIT_CRC)) return false;
+      j += LIT_CRC.length;
+      const h0 = j;
+      let upper = 0;
+      let cl: number;
+      while ((cl = CLASS[b[j]]) & C_HEX) { upper |= cl; j++; }
+      if (j === h0 || b[j] !== 41) return false;
+      const t = (b as FastBuffer).latin1Slice(h0, j);
+      crc = upper & C_UPPER ? t.toLowerCase() : t;
+      j++;
+    }
+    if (b[j] !== 58 || !blankTo(b, j + 1, end)) return false;
+    this.rec.crc = crc;
+    this.state = 'backtrace';
+    this.sawBacktrace = true;
+    return true;
+  }
+
+  /** RE_FRAME_FAST / RE_FRAME (plain and bare-address shapes) → _frame. */
+  private byteFrame(b: Buffer, i: number, end: number): boolean {
+    let j = i;
+    let pcKind = PcKind.Bare;
+    if (b[j] === 91 /* [ */) {
+      if (b[j + 1] !== 60) return false;
+      j += 2;
+      const p0 = j;
+      if (b[j] === 40 /* ( */) {
+        j++;
+        while (b[j] === 95) j++;
+        if (!at(b, j, LIT_PTRVAL)) return false;
+        j += LIT_PTRVAL.length;
+        while (b[j] === 95) j++;
+        if (b[j] !== 41) return false;
+        j++;
+        pcKind = PcKind.Ptrval;
+      } else {
+        while (CLASS[b[j]] & C_HEX) j++;
+        if (j === p0) return false;
+        pcKind = pcKindOfBytes(b, p0, j);
+      }
+      if (b[j] !== 62 || b[j + 1] !== 93 || b[j + 2] !== 32) return false;
+      j += 3;
+      while (b[j] === 32) j++;
+    }
+    const s0 = j;
+    while (CLASS[b[j]] & C_SYM) j++;
+    if (j === s0) return false;
+    const r = this.rec;
+    if (b[j] === 43 /* + */) {
+      if (b[j + 1] !== 48 || b[j + 2] !== 120) return false;
+      j += 3;
+      let h = j;
+      while (CLASS[b[j]] & C_HEX) j++;
+      if (j === h || b[j] !== 47 || b[j + 1] !== 48 || b[j + 2] !== 120) return false;
+      j += 3;
+      h = j;
+      while (CLASS[b[j]] & C_HEX) j++;
+      if (j === h) return false;
+      if (b[j] === 32 && b[j + 1] === 91) {
+        const m0 = j + 2;
+        let k = m0;
+        while (CLASS[b[k]] & C_MOD) k++;
+        if (k === m0 || b[k] !== 93) return false;
+        j = k + 1;
+      }
+      if (!blankTo(b, j, end)) return false;
+    } else {
+      // Unresolved: the whole token is 0x + hex digits (RE_FRAME's bare-address branch).
+      if (b[s0] !== 48 || b[s0 + 1] !== 120 || j - s0 < 3) return false;
+      let allF = true;
+      for (let k = s0 + 2; k < j; k++) {
+        const cl = CLASS[b[k]];
+        if (!(cl & C_HEX)) return false;
+        if ((b[k] | 0x20) !== 102) allF = false;
+      }
+      if (!blankTo(b, j, end)) return false;
+      if (allF && (j - s0 - 2 === 8 || j - s0 - 2 === 16)) { // the old ULONG_MAX terminator
+        r.terminator = true;
+        return true;
+      }
+    }
+    if (r.frameCount >= MAX_FRAMES) {
+      this.addIssue('excess-frames');
+      return true;
+    }
+    r.addFrameBytes(b, i, end, pcKind);
+    return true;
   }
 
   // --- handlers (called from the table; public for the table only) ------------------------------
 
   _startRecord(m: RegExpExecArray, ctx: LineCtx): boolean {
     this.finish();
+    const r = this.rec;
+    r.reset(this.lineNo);
     const address = m[2].toLowerCase();
-    this.cur = {
-      address,
-      pointerBits: address.length <= 8 ? 32 : 64,
-      objectType: m[1] === 'percpu' ? 'percpu' : m[1] === 'phys' ? 'phys' : 'normal',
-      size: Number(m[3]),
-      comm: null, pid: null, jiffies: null, ageMs: null,
-      hexLength: null, hexCpu: null, hex: null, crc: null,
-      frames: [], terminator: false, format: '', issues: [], truncated: false,
-      line: this.lineNo, fromDmesg: ctx.dmesg || ctx.tagged,
-    };
+    r.address = address;
+    r.pointerBits = address.length <= 8 ? 32 : 64;
+    r.objectType = m[1] === 'percpu' ? 'percpu' : m[1] === 'phys' ? 'phys' : 'normal';
+    r.size = Number(m[3]);
+    r.fromDmesg = ctx.dmesg || ctx.tagged;
+    this.open = true;
     this.state = 'record';
     return true;
   }
 
   _comm(m: RegExpExecArray): boolean {
-    const r = this.cur!;
+    const r = this.rec;
     if (r.comm !== null) return false;
     r.comm = m[1].length > 64 ? m[1].slice(0, 64) : m[1];
     r.pid = Number(m[2]);
@@ -255,26 +694,32 @@ export class KmemleakParser {
   }
 
   _hexHeader(m: RegExpExecArray): boolean {
-    const r = this.cur!;
+    const r = this.rec;
     if (r.hexLength !== null) return false;
     r.hexLength = Number(m[1]);
     r.hexCpu = m[2] === undefined ? null : Number(m[2]);
-    r.hex = '';
+    r.hexChars = 0;
     this.state = 'hex';
     return true;
   }
 
   _hexLine(m: RegExpExecArray): boolean {
-    const r = this.cur!;
+    const r = this.rec;
     const want = (r.hexLength ?? 32) * 2;
-    if (r.hex!.length >= want || r.hex!.length >= MAX_HEX_CHARS) return false; // more rows than announced: not hex
-    r.hex += m[1].replaceAll(' ', '').toLowerCase();
-    if (r.hex!.length > MAX_HEX_CHARS) r.hex = r.hex!.slice(0, MAX_HEX_CHARS);
+    let n = r.hexChars;
+    if (n >= want || n >= MAX_HEX_CHARS) return false; // more rows than announced: not hex
+    const digits = m[1];
+    const hb = r.hexBuf;
+    for (let k = 0; k < digits.length && n < MAX_HEX_CHARS; k++) {
+      const c = digits.charCodeAt(k);
+      if (c !== 32) hb[n++] = c >= 65 && c <= 70 ? c + 32 : c;
+    }
+    r.hexChars = n;
     return true;
   }
 
   _btHeader(m: RegExpExecArray): boolean {
-    const r = this.cur!;
+    const r = this.rec;
     if (this.state === 'backtrace') return false;
     r.crc = m[1] === undefined ? null : m[1].toLowerCase();
     this.state = 'backtrace';
@@ -282,28 +727,18 @@ export class KmemleakParser {
     return true;
   }
 
-  _frame(m: RegExpExecArray): boolean {
-    const r = this.cur!;
+  _frame(m: RegExpExecArray, ctx: LineCtx): boolean {
+    const r = this.rec;
     const bare = m[6];
     if (bare !== undefined && TERMINATORS.has(bare.toLowerCase())) {
       r.terminator = true;
       return true;
     }
-    if (r.frames.length >= MAX_FRAMES) {
+    if (r.frameCount >= MAX_FRAMES) {
       this.addIssue('excess-frames');
       return true;
     }
-    const symbol = m[2] ?? m[7] ?? null;
-    r.frames.push({
-      pc: m[1] ?? null,
-      symbol,
-      offset: m[3] === undefined ? null : parseInt(m[3], 16),
-      size: m[4] === undefined ? null : parseInt(m[4], 16),
-      module: m[5] ?? null,
-      address: bare === undefined ? null : bare.toLowerCase(),
-      source: m[8] ?? null,
-      inline: m[9] !== undefined,
-    });
+    r.addFrameText(ctx.start === 0 ? ctx.text : ctx.text.slice(ctx.start), m[1] ?? null);
     return true;
   }
 
@@ -316,26 +751,29 @@ export class KmemleakParser {
   // --- internals ----------------------------------------------------------------------------
 
   private addIssue(issue: string): void {
-    const r = this.cur;
-    if (r && !r.issues.includes(issue)) r.issues.push(issue);
+    const r = this.rec;
+    if (this.open && !r.issues.includes(issue)) r.issues.push(issue);
   }
 
   private finish(): void {
-    const r = this.cur;
     this.state = 'idle';
-    if (!r) return;
-    this.cur = null;
+    if (!this.open) return;
+    this.open = false;
+    const r = this.rec;
     const sawBt = this.sawBacktrace;
     this.sawBacktrace = false;
     if (r.comm === null) r.issues.push('no-comm');
     if (!sawBt) r.issues.push('no-backtrace');
-    else if (r.frames.length === 0) r.issues.push('no-frames');
-    if (r.hexLength !== null && r.hex !== null && r.hex.length < Math.min(r.hexLength * 2, MAX_HEX_CHARS)) r.issues.push('hex-short');
-    r.truncated = r.issues.some((i) => i === 'no-comm' || i === 'no-backtrace' || i === 'no-frames' || i === 'eof-partial-line');
-    r.format = describeFormat(r);
+    else if (r.frameCount === 0) r.issues.push('no-frames');
+    if (r.hexLength !== null && r.hexChars < Math.min(r.hexLength * 2, MAX_HEX_CHARS)) r.issues.push('hex-short');
+    let truncated = false;
+    for (const i of r.issues) if (i === 'no-comm' || i === 'no-backtrace' || i === 'no-frames' || i === 'eof-partial-line') truncated = true;
+    r.truncated = truncated;
+    r.setFormat();
     this.counters.records++;
-    if (r.truncated) this.counters.truncatedRecords++;
-    this.onRecord(r);
+    if (truncated) this.counters.truncatedRecords++;
+    if (this.onParsed) this.onParsed(r);
+    if (this.onRecord) this.onRecord(r.toRecord());
   }
 }
 
@@ -387,7 +825,7 @@ export async function parseKmemleakStream(
   opts: { maxLine?: number; maxSamples?: number } = {},
 ): Promise<ParserCounters> {
   const p = new KmemleakParser({ onRecord, maxSamples: opts.maxSamples });
-  const splitter = await forEachLine(source, (line, overlong) => p.line(line, overlong), opts.maxLine);
+  const splitter = await forEachLine(source, p, opts.maxLine);
   p.end(splitter.lastLineUnterminated);
   p.counters.bytes = splitter.bytes;
   return p.counters;

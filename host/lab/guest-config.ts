@@ -137,8 +137,10 @@ export function renderAdbdArgs(id: DeviceIdentity): string {
 }
 
 /** device.prop: the per-device system properties getprop answers. */
-export function renderDeviceProps(id: DeviceIdentity): string {
+export function renderDeviceProps(id: DeviceIdentity, debugfsMounted = true): string {
   return [
+    // Android 12+ userdebug: debugfs is unmounted after boot when restrictions are enabled.
+    ...(debugfsMounted ? [] : ['ro.product.debugfs_restrictions.enabled=true']),
     `ro.serialno=${id.serialno}`,
     `ro.boot.serialno=${id.serialno}`,
     `ro.product.model=${id.model}`,

@@ -185,14 +185,14 @@ export function ensureDataImage(file: string, sizeMb: number, wipe: boolean, log
   }
 }
 
-function writeGuestConfig(dev: DeviceDir, slot: number): void {
+function writeGuestConfig(dev: DeviceDir, slot: number, debugfsMounted: boolean): void {
   mkdirSync(dev.cfgDir, { recursive: true });
   const g = guestNode(process.execPath);
   const adbd = snapshotAdbd(path.dirname(ADBD_MAIN), dev.cfgDir);
   const id = { ...DEFAULT_IDENTITY, serialno: `KMLLAB${String(slot).padStart(4, '0')}` };
   writeFileSync(dev.file('cfg/guest.env'), renderGuestEnv(g, adbd, 'localhost'));
   writeFileSync(dev.file('cfg/adbd.args'), renderAdbdArgs(id));
-  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id));
+  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id, debugfsMounted));
 }
 
 function tail(file: string, lines: number): string {
@@ -235,7 +235,7 @@ async function bootOne(ctx: LabContext, prep: Prepared, opts: UpOptions, adb: Ad
   try {
     const previous = dev.readStatus();
     ensureDataImage(dev.dataImage, opts.dataSizeMb, opts.wipeData, ctx.log);
-    writeGuestConfig(dev, dev.slot);
+    writeGuestConfig(dev, dev.slot, opts.debugfsMounted);
     const options: DeviceOptions = {
       memMb: opts.memMb, dataSizeMb: opts.dataSizeMb, kmemleak: opts.kmemleak, debugfsMounted: opts.debugfsMounted, cpus: opts.cpus, accelRequest: opts.accel,
     };

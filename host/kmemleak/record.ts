@@ -1,0 +1,212 @@
+// The record the parser fills while it reads: one reusable scratch object per parser, with the
+// backtrace kept as its printed text (one line per frame) instead of frame objects.
+//
+// Why: frames are needed only to compute a stack's identity (once per distinct stack) and for a
+// group's sample (once per group), while a run holds hundreds of thousands of records. The
+// printed text of the frames is also the natural cache key for the identity. `frames()` turns the
+// text back into KmemleakFrame objects by running the same frame regexes the parser recognised
+// the lines with, on the same text, so the result is what parsing each frame eagerly gave.
+import type { KmemleakFrame, KmemleakRecord } from './types.js';
+
+// A frame: optional `[<pc>] `, then `sym+0xOFF/0xSIZE [mod]`, or a bare `0xADDR`, or a symbolized
+// inline frame `sym file:line [inline]`; optional `file:line` and `[inline]` after (symbolized logs).
+export const RE_FRAME =
+  /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?(?:([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?|0x([0-9a-fA-F]+)|([A-Za-z0-9_.$]+)(?= \S+:\d+))(?: (\S+:\d+))?( \[inline\])?\s*$/y;
+// The common frame shape, tried first (same group numbers as RE_FRAME for 1..5).
+export const RE_FRAME_FAST = /(?:\[<([0-9a-fA-F]+|\(_*ptrval_*\))>\]\s+)?([A-Za-z0-9_.$]+)\+0x([0-9a-fA-F]+)\/0x([0-9a-fA-F]+)(?: \[([^\]\s]+)\])?\s*$/y;
+
+/** Frames kept per record; kmemleak prints at most 16 (MAX_TRACE), so more means garbage. */
+export const MAX_FRAMES = 64;
+/** Hex characters kept per record (kmemleak prints at most 32 bytes). */
+export const MAX_HEX_CHARS = 128;
+
+/** The frame part of RecordFormat, by the first frame's bracketed pointer (see describeFormat). */
+export const enum PcKind { None = 0, Bare, Ptrval, Zero, Hashed, Raw }
+const PC_KIND_NAMES = ['none', 'bare', 'bracket-ptrval', 'bracket-zero', 'bracket-hashed', 'bracket-raw'];
+const COMM_KIND_NAMES = ['plain', 'age', 'crc'];
+/** Every RecordFormat string, made once: [pcKind][commKind][terminator]. */
+const FORMATS: string[][][] = PC_KIND_NAMES.map((f) => COMM_KIND_NAMES.map((c) => [`${f}/${c}`, `${f}/${c}+terminator`]));
+
+/** describeFormat()'s reading of a bracketed pointer's text. */
+export function pcKindOf(pc: string | null): PcKind {
+  if (pc === null) return PcKind.Bare;
+  if (pc.startsWith('(')) return PcKind.Ptrval;
+  if (/^0+$/.test(pc)) return PcKind.Zero;
+  // 64-bit hashed pointers print as 8 zeros + 8 hex digits; raw kernel pointers start with f/c.
+  if (pc.length === 16) return pc.startsWith('00000000') ? PcKind.Hashed : PcKind.Raw;
+  return /^[c-f]/i.test(pc) ? PcKind.Raw : PcKind.Hashed; // 32-bit: a guess (hash and raw look alike)
+}
+
+/** A frame from a regex match of RE_FRAME_FAST / RE_FRAME (the parser's frame handler). */
+function frameOf(m: RegExpExecArray): KmemleakFrame {
+  const bare = m[6];
+  return {
+    pc: m[1] ?? null,
+    symbol: m[2] ?? m[7] ?? null,
+    offset: m[3] === undefined ? null : parseInt(m[3], 16),
+    size: m[4] === undefined ? null : parseInt(m[4], 16),
+    module: m[5] ?? null,
+    address: bare === undefined ? null : bare.toLowerCase(),
+    source: m[8] ?? null,
+    inline: m[9] !== undefined,
+  };
+}
+
+// Own copies (sticky regexes carry lastIndex state; the parser's table uses the exported ones).
+const RE_FRAME_FAST_M = new RegExp(RE_FRAME_FAST.source, 'y');
+const RE_FRAME_M = new RegExp(RE_FRAME.source, 'y');
+
+/** Match one frame line's text (from its first non-blank character) the way the parser does. */
+export function matchFrame(text: string, from = 0): RegExpExecArray | null {
+  RE_FRAME_FAST_M.lastIndex = from;
+  const m = RE_FRAME_FAST_M.exec(text);
+  if (m) return m;
+  RE_FRAME_M.lastIndex = from;
+  return RE_FRAME_M.exec(text);
+}
+
+/** Frames from a stack text (frame lines joined by '\n'), as the parser's frame handler made them. */
+export function framesOfStackText(text: string): KmemleakFrame[] {
+  if (text === '') return [];
+  const out: KmemleakFrame[] = [];
+  let start = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    const line = nl < 0 ? text.slice(start) : text.slice(start, nl);
+    const m = matchFrame(line);
+    if (m) out.push(frameOf(m)); // always matches: only matched lines are stored
+    if (nl < 0) return out;
+    start = nl + 1;
+  }
+}
+
+type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+
+/**
+ * One record being parsed (and, once the parser hands it out, a read-only view of it). Reused:
+ * a consumer must copy what it keeps. `toRecord()` makes the plain, self-contained KmemleakRecord.
+ */
+export class ParsedRecord {
+  address = '';
+  pointerBits: 32 | 64 = 64;
+  objectType: KmemleakRecord['objectType'] = 'normal';
+  size = 0;
+  comm: string | null = null;
+  pid: number | null = null;
+  jiffies: number | null = null;
+  ageMs: number | null = null;
+  hexLength: number | null = null;
+  hexCpu: number | null = null;
+  crc: string | null = null;
+  terminator = false;
+  format = '';
+  issues: string[] = [];
+  truncated = false;
+  line = 0;
+  fromDmesg = false;
+  /** Frames stored (terminators and frames past MAX_FRAMES are not). */
+  frameCount = 0;
+  pcKind: PcKind = PcKind.None;
+
+  /** Hex characters (lowercase, no spaces) in hexBuf; meaningful when hexLength !== null. */
+  hexChars = 0;
+  readonly hexBuf: Buffer = Buffer.alloc(MAX_HEX_CHARS);
+  /** Frame line texts, '\n'-separated, as bytes. */
+  stackBuf: Buffer = Buffer.alloc(4096);
+  stackLen = 0;
+  /** Every byte in stackBuf is ASCII (so latin1 decoding gives the same text as UTF-8). */
+  stackAscii = true;
+  private stackText: string | null = null;
+
+  reset(line: number): void {
+    this.comm = null; this.pid = null; this.jiffies = null; this.ageMs = null;
+    this.hexLength = null; this.hexCpu = null; this.crc = null; this.hexChars = 0;
+    this.terminator = false; this.format = ''; this.issues.length = 0; this.truncated = false;
+    this.line = line; this.fromDmesg = false;
+    this.frameCount = 0; this.pcKind = PcKind.None;
+    this.stackLen = 0; this.stackAscii = true; this.stackText = null;
+  }
+
+  /** The hex dump as printed (lowercase pairs without separators), or null without a hex dump line. */
+  get hex(): string | null {
+    return this.hexLength === null ? null : (this.hexBuf as FastBuffer).latin1Slice(0, this.hexChars);
+  }
+
+  /** Make room for `n` more stack bytes. */
+  reserveStack(n: number): void {
+    const need = this.stackLen + n + 1;
+    if (need <= this.stackBuf.length) return;
+    const next = Buffer.alloc(Math.max(need, this.stackBuf.length * 2));
+    this.stackBuf.copy(next, 0, 0, this.stackLen);
+    this.stackBuf = next;
+  }
+
+  /** Append one frame line's text given as a string (the regex path). */
+  addFrameText(text: string, pc: string | null): void {
+    const n = Buffer.byteLength(text, 'utf8');
+    this.reserveStack(n);
+    if (this.stackLen > 0) this.stackBuf[this.stackLen++] = 10;
+    this.stackLen += this.stackBuf.write(text, this.stackLen, 'utf8');
+    if (n !== text.length) this.stackAscii = false;
+    if (this.frameCount === 0) this.pcKind = pcKindOf(pc);
+    this.frameCount++;
+    this.stackText = null;
+  }
+
+  /** Append one frame line's text given as ASCII bytes (the byte path). */
+  addFrameBytes(b: Uint8Array, start: number, end: number, pcKind: PcKind): void {
+    this.reserveStack(end - start);
+    const sb = this.stackBuf;
+    let o = this.stackLen;
+    if (o > 0) sb[o++] = 10;
+    for (let i = start; i < end; i++) sb[o++] = b[i];
+    this.stackLen = o;
+    if (this.frameCount === 0) this.pcKind = pcKind;
+    this.frameCount++;
+    this.stackText = null;
+  }
+
+  /** The printed text of the stored frames, one line each: what the stack identity is cached by. */
+  stackKey(): string {
+    if (this.stackText === null) {
+      const b = this.stackBuf as FastBuffer;
+      this.stackText = this.stackAscii ? b.latin1Slice(0, this.stackLen) : b.utf8Slice(0, this.stackLen);
+    }
+    return this.stackText;
+  }
+
+  /** The stored frames as objects (allocates: call it for a record you keep). */
+  frames(): KmemleakFrame[] {
+    return framesOfStackText(this.stackKey());
+  }
+
+  /** Set `format` (RecordFormat) from what was seen. */
+  setFormat(): void {
+    const comm = this.ageMs !== null ? 1 : this.crc !== null ? 2 : 0;
+    this.format = FORMATS[this.pcKind][comm][this.terminator ? 1 : 0];
+  }
+
+  toRecord(): KmemleakRecord {
+    return {
+      address: this.address,
+      pointerBits: this.pointerBits,
+      objectType: this.objectType,
+      size: this.size,
+      comm: this.comm,
+      pid: this.pid,
+      jiffies: this.jiffies,
+      ageMs: this.ageMs,
+      hexLength: this.hexLength,
+      hexCpu: this.hexCpu,
+      hex: this.hex,
+      crc: this.crc,
+      frames: this.frames(),
+      terminator: this.terminator,
+      format: this.format,
+      issues: this.issues.slice(),
+      truncated: this.truncated,
+      line: this.line,
+      fromDmesg: this.fromDmesg,
+    };
+  }
+}
