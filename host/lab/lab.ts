@@ -26,6 +26,8 @@ export interface LabContext {
   env?: NodeJS.ProcessEnv;
   /** Human progress (kernel build, boot lines); undefined = quiet. */
   progress?: NodeJS.WritableStream;
+  /** Stop the devices when this process dies (test helpers); default: devices outlive the caller. */
+  ownerPid?: number;
 }
 
 export interface UpOptions {
@@ -243,6 +245,7 @@ async function bootOne(ctx: LabContext, prep: Prepared, opts: UpOptions, adb: Ad
       schemaVersion: 1, slot: dev.slot, createdAt: new Date().toISOString(), options, accel: prep.accel, qemu: prep.qemu,
       kernelDir: prep.kernel.dir, kernelRelease: prep.kernel.release, bzImage: prep.kernel.bzImage, initramfs: prep.initramfs,
       relayPort: previous?.relayPort ?? 0,
+      ownerPid: ctx.ownerPid,
     };
     dev.writeConfig(config);
     // The old status would be mistaken for this boot's.

@@ -26,6 +26,11 @@ export interface DeviceConfig {
   initramfs: string;
   /** Preferred relay port (the previous one of this slot, so serials stay stable); 0 = any. */
   relayPort: number;
+  /**
+   * Tests: the process that owns this device. When it dies (a crashed test run), the supervisor
+   * stops the device and deletes its data disk instead of leaving a VM behind. Unset for `kml lab up`.
+   */
+  ownerPid?: number;
 }
 
 export type DeviceState = 'starting' | 'booting' | 'running' | 'stopping' | 'stopped' | 'failed';

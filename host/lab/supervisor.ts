@@ -2,7 +2,7 @@
 // QEMU, its QMP socket, the serial console (logged to console.log and used as the guest's control
 // channel), the pluggable relay (the device's "USB cable") and the control socket the CLI talks to.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, renameSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync, statSync, unlinkSync, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../log.js';
 import { serveControl, type ControlReply, type ControlRequest } from './control.js';
@@ -10,7 +10,7 @@ import { GUEST_CFG_DIR, guestNode, type Share } from './guest-config.js';
 import { QmpClient } from './qmp.js';
 import { qemuArgs } from './qemu.js';
 import { PluggableRelay } from './relay.js';
-import { DeviceDir, takeOverSlot, releaseSlot, type DeviceConfig, type DeviceStatus } from './state.js';
+import { DeviceDir, pidAlive, takeOverSlot, releaseSlot, type DeviceConfig, type DeviceStatus } from './state.js';
 
 const CONSOLE_LOG_MAX = 16 * 1024 * 1024;
 const BOOT_TIMEOUT_MS = 180_000;
@@ -58,6 +58,7 @@ export class Supervisor {
   private lastResetAt = 0;
   private adbdExitsWhileBooting = 0;
   private adbdLogTail: string[] = [];
+  private removeDataOnExit = false;
 
   constructor(private readonly dev: DeviceDir, private readonly config: DeviceConfig, private readonly log: Logger) {}
 
@@ -105,6 +106,7 @@ export class Supervisor {
       }
     }
     this.control = await serveControl(this.dev.controlSocket, (req) => this.handle(req));
+    if (this.config.ownerPid) this.watchOwner(this.config.ownerPid);
     this.openConsoleLog();
 
     // QEMU's forward port is picked here and can be taken by someone else before QEMU binds it: retry.
@@ -119,6 +121,17 @@ export class Supervisor {
       }
       this.log.warn({ forwardPort }, 'forward port was taken; retrying');
     }
+  }
+
+  private watchOwner(pid: number): void {
+    const timer = setInterval(() => {
+      if (pidAlive(pid)) return;
+      clearInterval(timer);
+      this.log.warn({ ownerPid: pid }, 'owner process is gone; stopping the device and removing its data disk');
+      this.removeDataOnExit = true;
+      void this.stop('owner exited');
+    }, 2000);
+    timer.unref();
   }
 
   /** Spawn QEMU; resolves true if it exited within its first second (a start failure). */
@@ -384,6 +397,7 @@ export class Supervisor {
     this.status.qemuPid = undefined;
     this.saveStatus();
     await new Promise<void>((r) => (this.consoleLog ? this.consoleLog.end(() => r()) : r()));
+    if (this.removeDataOnExit) rmSync(this.dev.dataImage, { force: true });
     releaseSlot(this.dev);
     this.log.info('supervisor exiting');
     process.exit(0);

@@ -54,6 +54,8 @@ export async function startLabDevice(opts: LabDeviceOptions = {}): Promise<LabDe
     stateRoot: path.join(stateDir, 'lab'),
     env,
     log: createLogger({ level: 'debug', file: path.join(stateDir, 'kml-lab.log'), pretty: false }),
+    // A test run that crashes must not leave a VM behind: the supervisor stops when we die.
+    ownerPid: process.pid,
   };
   const { server: _ignored, ...upOpts } = opts;
   let devices: LabDevice[];
