@@ -359,12 +359,19 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
       : remaining !== 0 ? `${left ?? 'some'} snapshot(s) still on the device: run \`kml pull\` (or \`kml stop\`) when it is reachable`
       : `${unverifiable} snapshot(s) left on the device because they do not match their meta`;
     const end: RunEnd = { at: new Date().toISOString(), reason, clean, ...(message ? { message } : {}) };
-    await endRun(this.runFolder, { reason, clean, ...(message ? { message } : {}) });
+    try {
+      await endRun(this.runFolder, { reason, clean, ...(message ? { message } : {}) });
+    } catch (e) {
+      // run.json could not be rewritten (host disk full): the run stays open, i.e. resumable.
+      this.log.error({ err: { message: (e as Error).message } }, 'could not record the end of the run in run.json');
+      this.update({ state: 'done', message: `could not write run.json: ${(e as Error).message}` });
+      return { exitCode: ExitCode.IO, end, status: this.status, error: new KmlError(ExitCode.IO, `could not record the end of the run: ${(e as Error).message}`, { hint: 'free some space; rerun the command to close the run' }) };
+    }
     if (clean) this.log.info({ reason, stored: this.status.stored }, 'run closed');
     else this.log.warn({ reason, message }, 'run left open');
     this.update({ state: 'done', message });
     let exitCode: number = ExitCode.OK;
-    if (!clean && lastErr) exitCode = isKmlError(lastErr) ? lastErr.exitCode : isDeviceTrouble(lastErr) ? ExitCode.DEVICE : ExitCode.IO;
+    if (!clean && lastErr) exitCode = isKmlError(lastErr) ? lastErr.exitCode : isDeviceTrouble(lastErr) ? ExitCode.DEVICE : isHostFull(lastErr) ? ExitCode.IO : ExitCode.INTERNAL;
     return { exitCode, end, status: this.status, error: !clean && isKmlError(lastErr) ? lastErr : undefined };
   }
 

@@ -287,3 +287,29 @@ test('nothing the device sends can write outside the store: hostile names, boot 
   assert.ok(everything.every((p) => !String(p).includes('evil') && !String(p).includes('passwd')), everything.join('\n'));
   assert.deepEqual(await fs.readdir(path.dirname(s.out)).then((l) => l.sort()), ['device', 'out'], 'nothing written beside the store');
 });
+
+test('several devices: one lost for good does not slow the other down', { timeout: 20_000 }, async () => {
+  const a = await setup(30);
+  const b = await setup(30);
+  const wa = worker(a, { count: 8 });
+  const wb = worker(b, { finalTimeoutMs: 300 });
+  await wa.start(await a.dev.doctor());
+  await wb.start(await b.dev.doctor());
+  const stopB = new AbortController();
+  const t0 = Date.now();
+  const runA = wa.run(new AbortController().signal);
+  const runB = wb.run(stopB.signal);
+  while (b.dev.published.length < 2) await sleep(5);
+  b.dev.online = false; // unplugged, never comes back
+  const ra = await runA;
+  const ms = Date.now() - t0;
+  assert.equal(ra.exitCode, 0);
+  await assertExactlyOnce(a);
+  assert.ok(ms < 5_000, `the healthy device finished its 8 cycles in ${ms} ms`);
+  assert.equal(wb.status.state, 'waiting-device');
+  stopB.abort();
+  const rb = await runB;
+  assert.equal(rb.exitCode, 3, 'the lost device ends with "device unavailable"');
+  assert.equal(rb.end?.clean, false, 'its run stays open (resumable)');
+  assert.match(rb.end?.message ?? '', /could not stop the agent|still on the device/);
+});
