@@ -80,7 +80,7 @@ describe('agent control against the host adbd', { timeout: 300_000 }, () => {
     assert.deepEqual((await adb.readdir(dev.serial, work)).map((e) => e.name).filter((n) => n.startsWith('.kml-agent-')), [], 'no staging file left');
   });
 
-  test('the launch line returns at once over shell v1 and v2, and the agent outlives the call', T, async () => {
+  test('the launch line returns at once over shell v1 and v2, and the agent outlives the call', T, async (t) => {
     await agent.install();
     for (const protocol of ['v1', 'v2'] as const) {
       const dir = path.join(work, `launch-${protocol}`);
@@ -91,6 +91,7 @@ describe('agent control against the host adbd', { timeout: 300_000 }, () => {
       const ms = Date.now() - t0;
       assert.equal(r.exitCode, 0, r.stdout + r.stderr);
       assert.ok(ms < 2_000, `launch over ${protocol} returned after ${ms} ms`);
+      t.diagnostic(`launch over shell ${protocol} returned in ${ms} ms`);
       let st = await ctl.status();
       for (let i = 0; i < 50 && !st.running; i++) {
         await sleep(100);

@@ -59,7 +59,7 @@ describe('agent on the lab device (real kmemleak)', { timeout: 45 * 60_000 }, ()
     return { meta, report: files['kmemleak.txt'] ?? '', files };
   }
 
-  test('real run: launch returns at once, auto-scan stopped, snapshots with kml_leaky leaks, hashes verified', { timeout: 300_000 }, async () => {
+  test('real run: launch returns at once, auto-scan stopped, snapshots with kml_leaky leaks, hashes verified', { timeout: 300_000 }, async (t) => {
     const inst = await agent.install();
     assert.equal(inst.path, '/data/local/tmp/kml/kml-agent.sh');
     const leak = await labLeak(lab.ctx, lab.serial, { rate: 20, paths: 7 });
@@ -67,6 +67,7 @@ describe('agent on the lab device (real kmemleak)', { timeout: 45 * 60_000 }, ()
     const s = await agent.start({ interval: 8, scanWait: 5 });
     assert.equal(s.launched, true);
     assert.ok(s.launchMs < 2_000, `launch through adb took ${s.launchMs} ms`);
+    t.diagnostic(`launch shell call returned in ${s.launchMs} ms`);
 
     // scan=off stopped the kernel's auto-scan thread (the kthread is named "kmemleak").
     const threads = await lab.sh('for f in /proc/[0-9]*/comm; do read -r c < "$f" 2>/dev/null && [ "$c" = kmemleak ] && echo "$f"; done; exit 0');
@@ -88,6 +89,7 @@ describe('agent on the lab device (real kmemleak)', { timeout: 45 * 60_000 }, ()
       assert.match(files['meminfo.txt'], /^MemFree:/m);
       assert.match(files['buddyinfo.txt'], /Node 0, zone/);
     }
+    t.diagnostic(`snapshots: ${snaps.map((x) => `#${x.meta.seq} leaks=${x.meta.leakCount} bytes=${x.meta.kmemleakBytes} scan1=${x.meta.scan1Ms}ms scan2=${x.meta.scan2Ms}ms read=${x.meta.readMs}ms clock_res=${x.meta.clockResMs}ms`).join('; ')}`);
     // kml_leaky leaks every second: once two scans have seen them, reports carry its stacks.
     const withLeaks = snaps.filter((x) => x.meta.leakCount! > 0);
     assert.ok(withLeaks.length >= 1, `leak counts ${snaps.map((x) => x.meta.leakCount).join(',')}`);
@@ -109,13 +111,14 @@ describe('agent on the lab device (real kmemleak)', { timeout: 45 * 60_000 }, ()
     assert.doesNotMatch(dmesg.stdout, /Kernel memory leak detector disabled/, 'kmemleak still enabled: nothing wrote "off"');
   });
 
-  test('an adbd restart: the agent is restarted and the sequence continues', { timeout: 300_000 }, async () => {
+  test('an adbd restart: the agent is restarted and the sequence continues', { timeout: 300_000 }, async (t) => {
     const before = await agent.status();
     assert.equal(before.running, true);
     const lastSeq = Math.max(0, ...(await agent.listComplete()));
     await labKillAdbd(lab.ctx, lab.serial, { wait: true });
     adb.forgetDevice(lab.serial);
     const afterKill = await agent.status();
+    t.diagnostic(`after the adbd restart the agent was ${afterKill.running ? 'still running' : 'dead'}`);
     // Android's init kills adbd's whole cgroup; whether the lab does too, start() must leave one agent running.
     const s = await agent.start({ interval: 8, scanWait: 5 });
     if (afterKill.running) assert.equal(s.launched, false);
