@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { ExitCode, KmlError } from '../../host/errors.js';
 import { acquireLock, currentLock, hostBootId, ownerState, procStartTime, readLock } from '../../host/store/lock.js';
 
@@ -29,7 +30,7 @@ test('a second collector is refused with CONFLICT and a clear message', async ()
 test('a lock left by a SIGKILLed collector is taken over', async () => {
   const file = path.join(await tmp(), '.kml-collect.lock');
   // a real process takes the lock and is killed -9
-  const script = `import { acquireLock } from ${JSON.stringify(path.resolve('dist/host/store/lock.js'))};
+  const script = `import { acquireLock } from ${JSON.stringify(path.join(REPO_ROOT, 'dist/host/store/lock.js'))};
     await acquireLock(${JSON.stringify(file)}, { command: 'victim', what: 'w' }); console.log('locked'); setInterval(() => {}, 1000);`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((res) => child.stdout!.once('data', () => res()));
@@ -71,7 +72,7 @@ test('two processes racing for a stale lock: exactly one wins', { timeout: 30_00
     await fs.writeFile(`${file}.3`, JSON.stringify({ pid: 2 ** 22 + 7, hostname: os.hostname(), hostBootId: hostBootId(), procStart: '1', startedAt: 'x', command: 'dead' }));
     // racers stay alive until all have answered: a winner that exited would leave a stale lock
     // that a late starter may rightly take over
-    const script = `import { acquireLock } from ${JSON.stringify(path.resolve('dist/host/store/lock.js'))};
+    const script = `import { acquireLock } from ${JSON.stringify(path.join(REPO_ROOT, 'dist/host/store/lock.js'))};
       try { await acquireLock(${JSON.stringify(file)}, { command: 'racer', what: 'w' }); console.log('WON'); }
       catch (e) { console.log('LOST ' + e.exitCode); }
       process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`;

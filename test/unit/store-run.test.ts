@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SHARED_FIXTURES } from '../helpers/paths.js';
+import { REPO_ROOT, SHARED_FIXTURES } from '../helpers/paths.js';
 import { SnapshotIndex } from '../../host/store/dedup.js';
 import { writeFileAtomic, removeStaleTemps } from '../../host/store/durable.js';
 import { TEMP_PREFIX } from '../../host/store/layout.js';
@@ -110,11 +110,11 @@ test('atomic write: a crash before the rename leaves the old content, never a mi
 test('the store is created with the user umask', { skip: process.platform === 'win32' }, async () => {
   const out = await tmp();
   const script = `
-    import { createRun } from ${JSON.stringify(path.resolve('dist/host/store/run.js'))};
+    import { createRun } from ${JSON.stringify(path.join(REPO_ROOT, 'dist/host/store/run.js'))};
     process.umask(0o027);
     const r = await createRun(${JSON.stringify(out)}, 'S', {});
     console.log(r.dir);`;
-  const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: path.resolve('.') });
+  const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: REPO_ROOT });
   assert.equal(res.status, 0, res.stderr);
   const dir = res.stdout.trim();
   assert.equal((await fs.stat(dir)).mode & 0o777, 0o750);
