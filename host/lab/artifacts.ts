@@ -31,7 +31,8 @@ interface ScriptResult {
 
 function runScript(script: string, args: string[], opts: BuildOptions): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [script, ...args], { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...(opts.env ?? process.env), ...(opts.progress ? { KML_LAB_PROGRESS: '1' } : {}) };
+    const child = spawn('bash', [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
