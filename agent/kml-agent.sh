@@ -626,6 +626,63 @@ record_skip() { # record_skip N REASON
   log "cycle $1 skipped: $2 (free_kb=$free_kb, min_free_kb=$min_free_kb)"
 }
 
+# -------------------------------------------------------------------------------------- ledger
+# ledger: an append-only account of the agent's own work, for checks that do not go through kml
+# (the soak harness reads it over adb after a run; kml itself never reads it). Lines:
+#   seq=N boot_id=ID wall_time=S leak_count=L sha256.kmemleak.txt=HEX ...   one per published
+#       snapshot, written right after the publish rename (the hashes are meta.txt's), then fsynced
+#   start seq=S boot_id=ID wall_time=T pid=P   one per agent start; S = the last number used
+#       before it. An S found neither as a published line nor in skipped.log is the cycle the
+#       previous agent died in before publishing (nothing was cleared: nothing is lost).
+# A line that cannot be written (disk full) waits in memory and goes out before the next one; a
+# torn line left by a short write is ended by the newline the retry starts with.
+
+ledger_sync_init() {
+  # toybox (Android): fsync FILE; busybox and GNU: sync FILE (busybox/GNU fsync the file)
+  if command -v fsync >/dev/null 2>&1; then ledger_sync=fsync; else ledger_sync=sync; fi
+  ledger_pending=
+}
+
+ledger_append() { # ledger_append LINE
+  if [ -n "$ledger_pending" ]; then la_text="$ledger_pending$NL$1"; else la_text=$1; fi
+  if { echo "$la_text" >>"$dir/ledger"; } 2>/dev/null; then
+    ledger_pending=
+    "$ledger_sync" "$dir/ledger" >/dev/null 2>&1
+    return 0
+  fi
+  ledger_pending="$NL$la_text"
+  log "ledger line kept for later (write failed): ${1%% *}"
+  return 1
+}
+
+# ledger_published N: the line of a snapshot this agent just published (globals of write_meta).
+ledger_published() {
+  lp_line="seq=$1 boot_id=$boot_id wall_time=$cyc_wall leak_count=$wm_leaks"
+  # shellcheck disable=SC2086 # "hex name" pairs
+  set -- $wm_hashes
+  while [ $# -ge 2 ]; do
+    lp_line="$lp_line $hash_key.${2#\*}=$1"
+    shift 2
+  done
+  ledger_append "$lp_line"
+}
+
+# ledger_start: the start line; first, if the last number used was published but its line never
+# written (the previous agent died between the rename and the append), that line from its meta.
+ledger_start() {
+  if [ "$seq" -gt 0 ] && [ -f "$snapdir/$seq/meta.txt" ] &&
+    ! grep -q "^seq=$seq " "$dir/ledger" 2>/dev/null; then
+    lr_line="seq=$seq"
+    while IFS= read -r lr_kv || [ -n "$lr_kv" ]; do
+      case $lr_kv in
+        boot_id=* | wall_time=* | leak_count=* | sha256.*=* | md5.*=*) lr_line="$lr_line $lr_kv" ;;
+      esac
+    done <"$snapdir/$seq/meta.txt"
+    ledger_append "$lr_line recovered=1"
+  fi
+  ledger_append "start seq=$seq boot_id=$boot_id wall_time=$(date +%s) pid=$$"
+}
+
 # --------------------------------------------------------------------------------------- cycle
 
 note_stop() { # announce a stop request once, from the main flow (never from the trap)
@@ -746,6 +803,7 @@ run_cycle() {
     cycle_state=skipping
     return 0
   fi
+  ledger_published "$n"
   store_kmsg_marker
   carry_errors=
   log "snapshot $n published: leaks=$wm_leaks bytes=$wm_bytes scan1_ms=$cyc_scan1_ms scan2_ms=$cyc_scan2_ms read_ms=$cyc_read_ms errors=$cyc_errors"
@@ -888,6 +946,8 @@ main() {
   load_seq
   count_skipped
   load_kmsg_marker
+  ledger_sync_init
+  ledger_start
   started_wall=$(date +%s)
   last_cycle_wall=
   next_cycle_wall=

@@ -261,6 +261,44 @@ for (const shell of SHELLS) {
       assert.deepEqual(await r.snapshots(), ['1', '2', '3', '4']);
     });
 
+    test('ledger: a line per published snapshot with meta\'s hashes, a start line per start, a missing line recovered', async () => {
+      const r = await rig();
+      const args = r.baseArgs(['--protocol', 'seed', '--interval', '1']);
+      const ledgerFile = path.join(r.dir, 'ledger');
+      const kv = (line: string) => Object.fromEntries(line.split(' ').filter((w) => w.includes('=')).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+      assert.equal((await r.run(shell, [...args, '--count', '3'])).code, 0);
+      // The agent died between the publish rename of 3 and its ledger append: the line is missing.
+      const before = (await readFile(ledgerFile, 'utf8')).split('\n').filter(Boolean);
+      assert.match(before[before.length - 1], /^seq=3 /);
+      await writeFile(ledgerFile, before.slice(0, -1).join('\n') + '\n');
+      assert.equal((await r.run(shell, [...args, '--once'])).code, 0);
+      const lines = (await readFile(ledgerFile, 'utf8')).split('\n').filter(Boolean);
+      assert.deepEqual(lines.map((l) => l.replace(/ .*/, '') + (/^start /.test(l) ? ` ${kv(l).seq}` : '') + (/ recovered=1$/.test(l) ? ' recovered' : '')),
+        ['start 0', 'seq=1', 'seq=2', 'seq=3 recovered', 'start 3', 'seq=4']);
+      for (const line of lines.filter((l) => l.startsWith('seq='))) {
+        const k = kv(line);
+        const meta = await verifySnapshot(r.dir, Number(k.seq));
+        assert.equal(k.boot_id, bootId());
+        assert.equal(Number(k.wall_time), meta.wallTime);
+        const hashes = Object.fromEntries(Object.entries(k).filter(([key]) => key.startsWith('sha256.')).map(([key, v]) => [key.slice(7), v]));
+        assert.deepEqual(hashes, Object.fromEntries(meta.files.map((f) => [f.name, f.sha256])), `ledger hashes of ${k.seq} = meta's`);
+      }
+      assert.match(kv(lines[4]).pid, /^[1-9]\d*$/, 'start line names the pid');
+    });
+
+    test('ledger: a line that cannot be written waits and goes out with the next one', async () => {
+      const r = await rig();
+      await mkdir(path.join(r.dir, 'ledger'), { recursive: true }); // appending to a directory fails
+      const a = r.spawnAgent(shell, r.baseArgs(['--protocol', 'seed', '--interval', '1', '--count', '3']));
+      await r.waitFor(() => existsSync(path.join(r.dir, 'snapshots', '1')), 15_000, 'snapshot 1');
+      await rm(path.join(r.dir, 'ledger'), { recursive: true });
+      const res = await a.done;
+      assert.equal(res.code, 0, res.stdout + res.stderr);
+      const lines = (await readFile(path.join(r.dir, 'ledger'), 'utf8')).split('\n').filter(Boolean);
+      assert.deepEqual(lines.map((l) => l.replace(/ .*/, '')), ['start', 'seq=1', 'seq=2', 'seq=3']);
+      assert.match(res.stdout, /ledger line kept for later/);
+    });
+
     test('a second agent is refused; SIGTERM during the interval sleep exits at once and cleanly', async () => {
       const r = await rig();
       const first = r.spawnAgent(shell, r.baseArgs(['--protocol', 'seed', '--interval', '300']));
