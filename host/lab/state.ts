@@ -147,7 +147,8 @@ export function claimSlot(root: string): DeviceDir {
   mkdirSync(root, { recursive: true });
   for (let slot = 1; slot < 10_000; slot++) {
     const dev = new DeviceDir(root, slot);
-    mkdirSync(dev.dir, { recursive: true });
+    // Private: the control socket drives the device, the data disk holds whatever the user pushed.
+    mkdirSync(dev.dir, { recursive: true, mode: 0o700 });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(dev.lockFile, 'wx');
