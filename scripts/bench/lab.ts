@@ -11,7 +11,7 @@
 import adbkit from '@devicefarmer/adbkit';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   results.host = `${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''}`.trim();
   results.qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0];
   results.size_mib = sizeMb;
-  results.file_bytes = statSync(local, { throwIfNoEntry: false })?.size ?? sizeMb * 1048576;
+  results.host_load_avg = os.loadavg().map((l) => l.toFixed(1)).join(' ');
   if (json) process.stdout.write(JSON.stringify({ bench: 'lab', ...results }) + '\n');
 }
 
