@@ -13,7 +13,7 @@ export type LineCallback = (text: string, overlong: boolean) => void;
 /**
  * A consumer that takes lines as bytes and decodes only what it keeps (the kmemleak parser).
  * `lineBytes` gets b[start, end): one line without its newline and one trailing CR, at most
- * maxLine bytes; b[end] is a CR, a newline or past the buffer, never a printable character.
+ * maxLine bytes; b[end] is inside the buffer and is a CR or a newline (never a printable character).
  * Overlong lines arrive decoded through `line(text, true)`.
  */
 export interface ByteLineSink {
@@ -89,15 +89,21 @@ export class LineSplitter {
   }
 
   private flushCarry(): void {
-    let line = this.carry.length === 1 ? this.carry[0] : Buffer.concat(this.carry, this.carryLen);
+    // One spare byte, a newline, after the line: a byte sink may look at b[end] (see ByteLineSink),
+    // and a read past a typed array's end would send V8's optimised code to its slow path for good.
+    const line = Buffer.allocUnsafe(this.carryLen + 1);
+    let at = 0;
+    for (const part of this.carry) { part.copy(line, at); at += part.length; }
+    line[at] = 10;
+    let end = at;
     let overlong = this.carryOverlong;
-    if (!overlong && line.length > 0 && line[line.length - 1] === 13) line = line.subarray(0, line.length - 1);
-    if (line.length > this.maxLine) { line = line.subarray(0, this.maxLine); overlong = true; }
+    if (!overlong && end > 0 && line[end - 1] === 13) end--;
+    if (end > this.maxLine) { end = this.maxLine; overlong = true; }
     this.carry = [];
     this.carryLen = 0;
     this.carryOverlong = false;
-    if (this.sink && !overlong) this.sink.lineBytes(line, 0, line.length);
-    else this.onLine(line.toString('utf8'), overlong);
+    if (this.sink && !overlong) this.sink.lineBytes(line, 0, end);
+    else this.onLine(line.toString('utf8', 0, end), overlong);
   }
 
   /** Flush the last line (if the input did not end with a newline). */

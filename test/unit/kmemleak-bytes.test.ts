@@ -1,0 +1,117 @@
+// The parser's byte path (lineBytes: record lines recognised from their bytes) must give exactly
+// what its string path (line(): the recogniser table's regexes) gives, on any input: the same
+// records, field by field, and the same counters. Checked on every real capture and on seeded
+// mutations aimed at the byte grammar (separators, case, whitespace kinds, non-ASCII, cut lines).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FIXTURES, SHARED_FIXTURES } from '../helpers/paths.js';
+import { KmemleakParser } from '../../host/kmemleak/parser.js';
+import { LineSplitter } from '../../host/kmemleak/lines.js';
+import type { KmemleakRecord, ParserCounters } from '../../host/kmemleak/types.js';
+import { mutatedInput, rng } from '../../scripts/fuzz/mutate.js';
+
+const corpus: string[] = [];
+for (const dir of [path.join(FIXTURES, 'kmemleak'), path.join(SHARED_FIXTURES, 'kmemleak')]) {
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.txt')).sort()) corpus.push(fs.readFileSync(path.join(dir, f), 'utf8'));
+}
+
+function parseWith(bytes: boolean, buf: Buffer, chunk: () => number): { records: KmemleakRecord[]; counters: Omit<ParserCounters, 'bytes'> } {
+  const records: KmemleakRecord[] = [];
+  const p = new KmemleakParser({ onRecord: (r) => records.push(r) });
+  const sp = bytes ? new LineSplitter(p) : new LineSplitter((l, o) => p.line(l, o));
+  for (let i = 0; i < buf.length;) {
+    const n = chunk();
+    sp.pushBuffer(buf.subarray(i, i + n));
+    i += n;
+  }
+  sp.end();
+  p.end(sp.lastLineUnterminated);
+  const { bytes: _bytes, ...counters } = p.counters;
+  void _bytes;
+  return { records, counters };
+}
+
+function assertSame(text: string, seed: number, what: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  const r1 = rng(seed);
+  const r2 = rng(seed + 1);
+  const viaText = parseWith(false, buf, () => 1 + Math.floor(r1() * 5000));
+  const viaBytes = parseWith(true, buf, () => 1 + Math.floor(r2() * 5000));
+  assert.deepEqual(viaBytes.records, viaText.records, `${what}: records differ`);
+  assert.deepEqual(viaBytes.counters, viaText.counters, `${what}: counters differ`);
+}
+
+// Characters that sit on the edges of the byte grammar.
+const TRICKY = [' ', '  ', '\t', '\r', '\u00a0', 'é', '\u2028', 'A', 'F', 'f', 'x', 'X', '0', '9', '+', '/', '[', ']', '<', '>', '(', ')', '"', ',', '-', '.', ':', '_', '$', 'k', 's', ''];
+
+/** Change a few characters of record lines (where the byte path works) to tricky ones. */
+function lineMutations(text: string, r: () => number): string {
+  return text.split('\n').map((l) => {
+    if (r() > 0.15 || l.length === 0) return l;
+    let s = l;
+    for (let k = 1 + Math.floor(r() * 3); k > 0; k--) {
+      const p = Math.floor(r() * (s.length + 1));
+      const t = TRICKY[Math.floor(r() * TRICKY.length)];
+      s = r() < 0.5 ? s.slice(0, p) + t + s.slice(p + 1) : s.slice(0, p) + t + s.slice(p);
+    }
+    return s;
+  }).join('\n');
+}
+
+test('byte path = string path on every real capture', () => {
+  corpus.forEach((text, i) => {
+    assertSame(text, 100 + i, `capture ${i}`);
+    assertSame(text.replace(/\n/g, '\r\n'), 200 + i, `capture ${i} CRLF`);
+    assertSame(text.toUpperCase(), 300 + i, `capture ${i} upper case`);
+  });
+});
+
+test('byte path = string path on 1500 mutated inputs', { timeout: 300_000 }, () => {
+  for (let i = 0; i < 1500; i++) {
+    const { text, ops } = mutatedInput(corpus, 20260301, i);
+    const r = rng(i);
+    const input = i % 2 === 0 ? lineMutations(text, r) : text;
+    assertSame(input.length > 600_000 ? input.slice(0, 600_000) : input, i, `input ${i} (${ops.join(',')}${i % 2 === 0 ? ',line-mutations' : ''})`);
+  }
+});
+
+test('byte path: the grammar edges, record by record', () => {
+  // Each record line slot gets a well-formed or an edge variant; lines from other slots are mixed in.
+  const slots: string[][] = [
+    ['unreferenced object 0xffff888012345678 (size 64):', 'unreferenced object (percpu) 0xABCDEF (size 16)', 'unreferenced object (phys) 0x1000 (size 4096):  ',
+      'unreferenced object (other) 0x1 (size 1):', 'unreferenced object 0x (size 1):', 'unreferenced object 0x12 (size 99999999999999999999):',
+      '<3>[  1.5] [  T12] kmemleak: unreferenced object 0x10 (size 1):', '[12.5]unreferenced object 0x10 (size 1):', '  unreferenced object 0x10 (size 1):'],
+    ['  comm "a", pid 1, jiffies 4294967000', '  comm "a b \\"c\\"", pid -3, jiffies 12 (age 1.5s)', '  comm "x", pid 1, jiffies 99999999999999999999',
+      '  comm "", pid 1, jiffies 1 (age 12.34567s)', '  comm ", pid 1, jiffies 2', '  comm "\u00e9t\u00e9", pid 1, jiffies 2', '  comm "a", pid 1, jiffies 2 (age 1.s)',
+      '  comm "a", pid 1, jiffies 2 (age 1.5s) x', `  comm "${'y'.repeat(70)}", pid 0, jiffies 3`, '  comm "a", pid -0, jiffies 0 (age 0.05s)  ',
+      '  comm "a", pid 1, jiffies 2", pid 3, jiffies 4', '  comm "kworker/u16:3", pid 211, jiffies 4294901250 (age 1205.332s)'],
+    ['  hex dump (first 8 bytes):', '  hex dump (first 16 bytes on cpu 3):', '  hex dump (first 16 bytes on cpu ):', '  hex dump (first 0 bytes):', '  hex dump (first 32 bytes): x'],
+    ['    01 02 03 04 05 06 07 08', '    01 02 03 04 05 06 07 08 ', '    01 02 03 04 05 06 07 08  ........', '    0A 0b', '    ab',
+      '    ' + Array.from({ length: 33 }, () => 'ab').join(' '), '    ' + Array.from({ length: 32 }, () => 'Cd').join(' ') + '  x', '    01 02  \u00e9', '    01 02  a\rb',
+      '    01 02 03', '    01  02'],
+    ['  backtrace:', '  backtrace (crc ABCdef01):', '  backtrace (crc ):', '  backtrace: ', '  backtrace', '[  12.345678] kmemleak:   backtrace:'],
+    ['    [<ffffffff81000000>] foo+0x1/0x2', '    [<FFFFFFFF81000000>] foo.isra.0+0xA/0xB [mod_x]', '    [<0000000000000000>] $x.y+0x1/0x2  ',
+      '    [<(____ptrval____)>] foo+0x1/0x2', '    [<(ptrval)>] foo+0x1/0x2', '    [<c0472728>] foo+0x1/0x2', '    [<0000000f81000000>] foo+0x1/0x2', '    [<80472728>] foo+0x1/0x2',
+      '    [<ffffffff>] 0xffffffff', '    [<ffffffffffffffff>] 0xFFFFFFFFFFFFFFFF', '    0xffffffffc003102d', '    0xffffffffc003102g', '    0xfffffffff',
+      '    foo+0x1/0x2 [mod] [inline]', '    foo+0x1/0x2 mm/slub.c:12', '    foo mm/slub.c:12 [inline]', '    foo+0x1/0x2 [', '    foo+0x1/0x2 [m',
+      '    foo+0x1/0x2 []', '    foo+0x/0x2', '    foo+1/0x2', '    [<>] foo+0x1/0x2', '    [<12>]foo+0x1/0x2', '    [<12>]\tfoo+0x1/0x2',
+      '[ C1] kmemleak:     [<ffffffff81000000>] foo+0x1/0x2', 'unix_create1+0x1/0x2', '    usb_alloc+0x10/0x20 [usb]', '    0x10+0x1/0x2'],
+    ['', ' ', '[ 1.x] foo', '<1234>x', '6,1,2,-;kmemleak: x', 'BUG: memory leak', 'Object 0x10 (size 8):', '  count = 1'],
+  ];
+  const r = rng(7);
+  const pick = (xs: string[]): string => (r() < 0.6 ? xs[0] : xs[Math.floor(r() * xs.length)]);
+  for (let round = 0; round < 400; round++) {
+    let text = '';
+    for (let rec = 0; rec < 3; rec++) {
+      const order = [0, 1, 2, 3, 3, 4, 5, 5, 5];
+      for (const slot of order) {
+        if (r() < 0.08) continue;
+        const from = r() < 0.1 ? slots[Math.floor(r() * slots.length)] : slots[slot];
+        text += pick(from) + (r() < 0.1 ? '\r\n' : '\n');
+      }
+    }
+    assertSame(text, round, `round ${round}`);
+  }
+});
