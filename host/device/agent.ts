@@ -139,12 +139,17 @@ export function statusProbeCommand(dir: string): string {
   ].join('; ');
 }
 
-/** Send SIG to the pid in agent.pid only if it is still a kml-agent; prints SENT or GONE. */
-function signalCommand(dir: string, pid: number, sig: 'TERM' | 'KILL'): string {
+/**
+ * Send SIG to `pid` only if it is still a kml-agent; prints SENT or GONE. TERM goes to the agent
+ * alone (it finishes its step; its children ignore TERM on purpose). KILL goes to its process
+ * group when it leads one (setsid made it so), so a scan-wait `sleep` does not linger.
+ */
+function signalCommand(pid: number, sig: 'TERM' | 'KILL'): string {
+  const send = sig === 'KILL' ? '{ kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid"; }' : 'kill -TERM "$pid"';
   return [
     `pid=${shq(String(pid))}`,
     'if [ -r "/proc/$pid/cmdline" ] && tr \'\\000\' \' \' < "/proc/$pid/cmdline" | grep -q kml-agent',
-    `then kill -${sig} "$pid" && echo SENT; else echo GONE; fi`,
+    `then ${send} && echo SENT; else echo GONE; fi`,
   ].join('; ');
 }
 
@@ -332,7 +337,7 @@ export class AgentControl {
         await sleep(250);
       }
     };
-    await this.rootShellOk(signalCommand(this.dir, pid, 'TERM'));
+    await this.rootShellOk(signalCommand(pid, 'TERM'));
     // A cycle can be mid-scan: scan-wait plus two scans (seconds, minutes on a big phone).
     const termTimeout = opts.termTimeoutMs ?? Math.max(30_000, ((st.heartbeat?.scanWaitS ?? 5) + 60) * 1000);
     if (await gone(termTimeout)) {
@@ -340,7 +345,7 @@ export class AgentControl {
       return { outcome: 'term', pid };
     }
     this.log?.warn({ serial: this.serial, pid, termTimeout }, 'agent ignored SIGTERM; sending SIGKILL');
-    await this.rootShellOk(signalCommand(this.dir, pid, 'KILL'));
+    await this.rootShellOk(signalCommand(pid, 'KILL'));
     if (await gone(opts.killTimeoutMs ?? 10_000)) return { outcome: 'kill', pid };
     throw new KmlError(ExitCode.DEVICE, `agent pid ${pid} on ${this.serial} survived SIGKILL`);
   }

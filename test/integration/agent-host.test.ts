@@ -5,6 +5,7 @@
 // (the host has none we may touch); the lab test drives the real one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -183,6 +184,33 @@ describe('agent control against the host adbd', { timeout: 300_000 }, () => {
     const st = await ctl.status();
     assert.equal(st.running, false, 'a --count run ends by itself');
     assert.equal(st.heartbeat?.skippedTotal, 2);
+  });
+
+  test('stop escalates to SIGKILL mid-cycle; the next start removes the unpublished partial and numbers on', T, async () => {
+    const dir = path.join(work, 'kill');
+    const ctl = new AgentControl(adb, dev.serial, { root: 'adbd-root', dir, agentShell: MKSH });
+    await ctl.install();
+    const cmdFile = path.join(work, 'kill-kmemleak');
+    await copyFile(km, cmdFile);
+    const s = await ctl.start({ interval: 600, protocol: 'double', scanWait: 60, kmemleakPath: cmdFile });
+    started.add(s.pid);
+    for (let i = 0; i < 50 && !existsSync(path.join(dir, 'snapshots', '.partial-1')); i++) await sleep(100);
+    assert.ok(existsSync(path.join(dir, 'snapshots', '.partial-1')), 'cycle 1 is in its 60 s scan wait');
+    const t0 = Date.now();
+    const stop = await ctl.stop({ termTimeoutMs: 1_500 });
+    assert.equal(stop.outcome, 'kill', 'SIGTERM waits for the cycle; the deadline forces SIGKILL');
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.equal(alive(s.pid), false);
+    const orphans = spawnSync('pgrep', ['-g', String(s.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter((p) => p && alive(Number(p))).join(' ');
+    assert.equal(orphans, '', 'the KILL took the process group of the agent (its scan-wait sleep) with it');
+    assert.deepEqual(await ctl.listComplete(), [], 'nothing half-done was published');
+    const again = await ctl.start({ interval: 600, protocol: 'seed', kmemleakPath: cmdFile });
+    started.add(again.pid);
+    assert.equal(again.launched, true);
+    for (let i = 0; i < 50 && (await ctl.listComplete()).length === 0; i++) await sleep(100);
+    assert.deepEqual(await ctl.listComplete(), [2], 'seq 1 was used by the killed cycle; never reused');
+    assert.ok(!existsSync(path.join(dir, 'snapshots', '.partial-1')), 'stale partial removed at start');
+    assert.equal((await ctl.stop()).outcome, 'term');
   });
 
   test('the agent survives its adbd going away (it left the adb session)', T, async () => {
