@@ -2,7 +2,7 @@
 // a bare `cat` of the kmemleak file (the baseline), a bare `echo scan` (the kernel's scan, which
 // runs in the writer's context and so is billed to whoever writes it), and the seed's loop.
 //
-//   node dist/scripts/bench/agent.js --lab                      # boot a lab device, measure, tear it down
+//   node dist/scripts/bench/agent.js                            # boot a lab device, measure, tear it down (= --lab)
 //   node dist/scripts/bench/agent.js -P 5037 -s 127.0.0.1:5555   # an existing device (lab or phone, rooted)
 //   ... --cycles 3 --repeat 3 --json
 //
@@ -21,7 +21,9 @@ import { AgentControl, agentArgs } from '../../host/device/agent.js';
 import { createLogger } from '../../host/log.js';
 import { DEFAULT_UP, labDown, labLeak, labUp, type LabContext } from '../../host/lab/lab.js';
 
-const USAGE = `Usage: node dist/scripts/bench/agent.js (--lab | -s SERIAL [-P PORT]) [--cycles N] [--repeat ROUNDS] [--leak-rate R] [--json]
+const USAGE = `Usage: node dist/scripts/bench/agent.js [--lab | -s SERIAL [-P PORT]] [--cycles N] [--repeat ROUNDS] [--leak-rate R] [--json]
+
+Without -s it boots a private lab device (kml_leaky at --leak-rate objects/s) and tears it down.
 
 Measures, on the device, the CPU time (user+system, children included) of:
   cat      a bare \`cat /sys/kernel/debug/kmemleak > /dev/null\`   (baseline)
@@ -84,10 +86,11 @@ async function main(): Promise<void> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  if (values.help || (!values.lab && !values.serial)) {
+  if (values.help) {
     process.stdout.write(`${USAGE}\n`);
-    process.exit(values.help ? 0 : 2);
+    process.exit(0);
   }
+  if (!values.serial) values.lab = true;
   const cycles = Number(values.cycles);
   const repeat = Number(values.repeat);
   if (!Number.isInteger(cycles) || cycles < 1 || !Number.isInteger(repeat) || repeat < 1) throw new Error('--cycles and --repeat must be whole numbers >= 1');
