@@ -236,6 +236,13 @@ async function bootOne(ctx: LabContext, prep: Prepared, opts: UpOptions, adb: Ad
   let supervisorPid: number | undefined;
   try {
     const previous = dev.readStatus();
+    // A supervisor that died may have left its QEMU running on this slot's data disk.
+    const orphan = qemuPidOf(dev);
+    if (orphan) {
+      ctx.log.warn({ slot: dev.slot, pid: orphan }, 'killing the QEMU a dead supervisor left behind');
+      process.kill(orphan, 'SIGKILL');
+      await waitGone(orphan, 5000);
+    }
     ensureDataImage(dev.dataImage, opts.dataSizeMb, opts.wipeData, ctx.log);
     writeGuestConfig(dev, dev.slot, opts.debugfsMounted);
     const options: DeviceOptions = {
