@@ -11,6 +11,7 @@ import { readManifest } from '../store/manifest.js';
 import { lockDevice, lockPathFor, openRunFor, outOfRunDir } from '../store/open.js';
 import { listRuns, readRunJson, type RunEnd, type RunJson } from '../store/run.js';
 import { AdbDevicePort } from './adb-port.js';
+import { hostLockBase, lockDeviceOnHost } from './host-lock.js';
 import type { AgentSettings } from './port.js';
 import { notReady } from './pull.js';
 import { CollectWorker, type WorkerResult, type WorkerStatus } from './worker.js';
@@ -81,6 +82,18 @@ function portFor(base: SessionBase, serial: string, log: Logger): AdbDevicePort 
   });
 }
 
+/** Both locks: host-wide for the device, then the store's. Released together. */
+async function lockBoth(base: SessionBase, out: string, serial: string): Promise<{ release(): Promise<void> }> {
+  const onHost = await lockDeviceOnHost(base.adb.endpoint.port, serial, base.command);
+  try {
+    const inStore = await lockDevice(out, serial, base.command);
+    return { release: async () => { await inStore.release().catch(() => {}); await onHost?.release().catch(() => {}); } };
+  } catch (e) {
+    await onHost?.release().catch(() => {});
+    throw e;
+  }
+}
+
 function outcomeOf(serial: string, e: unknown): DeviceOutcome {
   if (isKmlError(e)) return { serial, exitCode: e.exitCode, error: { message: e.message, hint: e.hint } };
   return { serial, exitCode: ExitCode.INTERNAL, error: { message: `internal error: ${(e as Error)?.message ?? String(e)}` } };
@@ -88,11 +101,11 @@ function outcomeOf(serial: string, e: unknown): DeviceOutcome {
 
 /** `kml collect` for one device. Resolves (never rejects) with the device's outcome. */
 export async function collectOne(req: CollectRequest, serial: string, stop: AbortSignal): Promise<DeviceOutcome> {
-  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  let lock: { release(): Promise<void> } | undefined;
   let runDir: string | undefined;
   try {
     const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
-    lock = await lockDevice(out, serial, req.command);
+    lock = await lockBoth(req, out, serial);
     const port = portFor({ ...req, out }, serial, req.log.child({ serial }));
     req.log.info({ serial }, 'checking the device (kml doctor)');
     const doc = await port.doctor();
@@ -143,10 +156,10 @@ export interface PullRequest extends SessionBase {
 
 /** `kml pull`: one pass, exactly once, agent untouched. */
 export async function pullOne(req: PullRequest, serial: string): Promise<DeviceOutcome> {
-  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  let lock: { release(): Promise<void> } | undefined;
   try {
     const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
-    lock = await lockDevice(out, serial, req.command);
+    lock = await lockBoth(req, out, serial);
     const probe = portFor({ ...req, out }, serial, req.log.child({ serial }));
     await probe.attach();
     const waiting = await probe.listComplete();
@@ -179,8 +192,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * agent, pulls what is left and closes the run); else do that here.
  */
 export async function stopOne(req: StopRequest, serial: string): Promise<DeviceOutcome & { collectorPid?: number }> {
-  const lockBase = lockPathFor(req.out, serial);
-  const held = await currentLock(lockBase);
+  // The device's collector: found through this store's lock, else the host-wide one (it may
+  // store into another --out; it then does its final pull there).
+  const bases = [lockPathFor(req.out, serial), hostLockBase(req.adb.endpoint.port, serial)].filter((b): b is string => Boolean(b));
+  let lockBase = bases[0];
+  let held = await currentLock(lockBase);
+  if (!(held && ownerState(held.owner) === 'alive') && bases[1]) {
+    const other = await currentLock(bases[1]);
+    if (other && ownerState(other.owner) === 'alive') { lockBase = bases[1]; held = other; }
+  }
   if (held && ownerState(held.owner) === 'alive' && held.owner.pid !== process.pid) {
     const pid = held.owner.pid;
     req.log.info({ serial, pid }, 'asking the running collector to stop');
@@ -198,14 +218,18 @@ export async function stopOne(req: StopRequest, serial: string): Promise<DeviceO
       }
       await sleep(250);
     }
+    if (lockBase !== bases[0]) {
+      // It stored into another --out: its run there is its own business.
+      return { serial, exitCode: ExitCode.OK, collectorPid: pid };
+    }
     const latest = await latestRun(req.out, serial);
     const endRec = latest?.json.ended;
     return { serial, exitCode: endRec?.clean ? ExitCode.OK : ExitCode.DEVICE, runDir: latest?.dir, end: endRec, collectorPid: pid,
       error: endRec?.clean ? undefined : { message: endRec?.message ?? 'the collector exited without closing its run' } };
   }
-  let lock: Awaited<ReturnType<typeof lockDevice>> | undefined;
+  let lock: { release(): Promise<void> } | undefined;
   try {
-    lock = await lockDevice(req.out, serial, req.command);
+    lock = await lockBoth(req, req.out, serial);
     const probe = portFor(req, serial, req.log.child({ serial }));
     await probe.attach();
     const waiting = await probe.listComplete();
@@ -257,7 +281,12 @@ async function latestRun(out: string, serial: string): Promise<{ dir: string; js
 /** `kml status`: read-only; never restarts adbd, never takes the lock. */
 export async function statusOne(req: SessionBase, serial: string): Promise<StatusReport> {
   const rep: StatusReport = { serial, collector: { running: false }, device: { state: 'unknown' } };
-  const held = await currentLock(lockPathFor(req.out, serial));
+  let held = await currentLock(lockPathFor(req.out, serial));
+  const hostBase = hostLockBase(req.adb.endpoint.port, serial);
+  if ((!held || ownerState(held.owner) === 'dead') && hostBase) {
+    const other = await currentLock(hostBase);
+    if (other && ownerState(other.owner) !== 'dead') held = other;
+  }
   if (held) {
     const state = ownerState(held.owner);
     const o: LockOwner = held.owner;

@@ -173,7 +173,7 @@ describe('kml collect against our adbd on the host', { timeout: 10 * 60_000 }, (
     await waitFor('first snapshot', async () => ((await manifestOf(s.out)).length >= 1 ? true : undefined));
     const second = await kml(['collect', ...s.args(['--interval', '1', '--protocol', 'seed'])]);
     assert.equal(second.code, 6, second.stderr);
-    assert.match(second.stderr, /another kml collector already drives device 127\.0\.0\.1:\d+ in .*: pid \d+/);
+    assert.match(second.stderr, /another kml collector already drives device 127\.0\.0\.1:\d+ .*: pid \d+/);
     assert.match(second.stderr, /hint: stop it first \(kml stop/);
     assert.doesNotMatch(second.stderr, /at .*\.js:\d+/, 'no stack trace');
     const pull = await kml(['pull', ...s.args()]);
@@ -254,6 +254,21 @@ describe('kml collect against our adbd on the host', { timeout: 10 * 60_000 }, (
     c.child.kill('SIGINT');
     const r = await c.done;
     assert.equal(r.code, 0, r.stderr.slice(-2000));
+    await assertExactlyOnce(s);
+  });
+
+  test('a second collector with ANOTHER --out is refused too (host-wide device lock)', async () => {
+    const s = await scene('otherout');
+    const first = background(s.args(['--interval', '1', '--protocol', 'seed']));
+    await waitFor('first snapshot', async () => ((await manifestOf(s.out)).length >= 1 ? true : undefined));
+    const otherOut = (extra: string[] = []) => s.args(extra).map((a) => (a === s.out ? path.join(s.dir, 'other-out') : a));
+    const second = await kml(['collect', ...otherOut(['--interval', '1', '--protocol', 'seed'])]);
+    assert.equal(second.code, 6, second.stderr);
+    assert.match(second.stderr, /already drives device 127\.0\.0\.1:\d+ \(adb server port \d+\) on this host: pid \d+/);
+    const stop = await kml(['stop', ...otherOut()]); // finds the collector through the host-wide lock
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /the running collector \(pid \d+\) stopped/);
+    assert.equal((await first.done).code, 0);
     await assertExactlyOnce(s);
   });
 
