@@ -35,12 +35,25 @@ export class SocketReader {
     return new Promise((resolve) => { this.wake = resolve; });
   }
 
+  /** Remove and return the first n buffered bytes, copying only when n spans several chunks. */
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
+    let out: Buffer;
+    const head = this.chunks[0];
+    if (head.length >= n) {
+      out = head.subarray(0, n);
+      if (head.length === n) this.chunks.shift();
+      else this.chunks[0] = head.subarray(n);
+    } else {
+      const parts: Buffer[] = [];
+      let need = n;
+      while (need > 0) {
+        const c = this.chunks[0];
+        if (c.length <= need) { parts.push(c); this.chunks.shift(); need -= c.length; }
+        else { parts.push(c.subarray(0, need)); this.chunks[0] = c.subarray(need); need = 0; }
+      }
+      out = Buffer.concat(parts, n);
+    }
+    this.buffered -= n;
     if (this.buffered < HIGH_WATER && this.socket.isPaused()) this.socket.resume();
     return out;
   }
