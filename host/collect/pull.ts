@@ -47,13 +47,17 @@ export async function pullSnapshot(ctx: PullContext, seq: number): Promise<Snaps
   try {
     metaBytes = await port.readMeta(seq);
   } catch (e) {
-    if ((e as { kind?: string }).kind === 'no-such-file') return { kind: 'vanished', seq };
+    const kind = (e as { kind?: string }).kind;
+    if (kind === 'no-such-file') return { kind: 'vanished', seq };
+    // The device answered but the meta cannot be had (a folder, endless or oversized): leave this
+    // snapshot on the device and go on; retrying it would block every later snapshot.
+    if (kind === 'remote-fail' || kind === 'protocol') return { kind: 'unverifiable', seq, reason: `meta.txt unreadable: ${(e as Error).message.slice(0, 200)}` };
     throw e;
   }
   const meta = parseDeviceMeta(metaBytes.toString('utf8'));
   const bootId = (meta.bootId ?? '').toLowerCase();
   if (!BOOT_ID_RE.test(bootId)) return { kind: 'unverifiable', seq, reason: `meta.txt has no valid boot_id (${JSON.stringify((meta.bootId ?? '').slice(0, 40))})` };
-  if (meta.seq !== null && meta.seq !== seq) return { kind: 'unverifiable', seq, reason: `meta.txt says seq=${meta.seq} inside snapshots/${seq}` };
+  if (meta.seq !== seq) return { kind: 'unverifiable', seq, reason: `meta.txt says seq=${JSON.stringify((meta.fields.seq ?? '').slice(0, 40))} inside snapshots/${seq}` };
 
   const metaSha = sha256Of(metaBytes);
   if (index.storedByMeta(bootId, seq, metaSha)) {

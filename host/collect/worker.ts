@@ -189,7 +189,8 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     const st = await this.port.agentStatus();
     this.noteAgent(st.alive, st.pid, st.heartbeat, st.skippedTotal);
     if (st.alive) return;
-    const waiting = (await this.port.listComplete()).length;
+    // snapshots left on the device as unverifiable will not be stored: they do not count
+    const waiting = (await this.port.listComplete()).filter((seq) => !this.skip.has(seq)).length;
     const count = this.agentCount(waiting);
     if (this.opts.count && count === 0) return; // enough cycles already ran; just pull
     const r = await this.port.startAgent({ ...this.opts.agent, count });
