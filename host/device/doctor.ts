@@ -7,7 +7,7 @@ import { gunzipSync } from 'node:zlib';
 import { Adb, resolveAdbEndpoint } from '../adb/client.js';
 import { ABSENT, isOnline, stateWord, type DeviceState } from '../adb/device-list.js';
 import { AdbError } from '../adb/errors.js';
-import { shDisplay, validateSerial } from '../adb/quote.js';
+import { shDisplay, shq, validateSerial } from '../adb/quote.js';
 import { ExitCode, KmlError } from '../errors.js';
 import { adbdIsRoot, asRoot, detectRoot, type RootInfo, type RootMethod } from '../adb/root.js';
 import type { Logger } from '../log.js';
@@ -139,7 +139,7 @@ class DeviceProbe {
 
   /** Read a small file as the shell user, falling back to root. */
   async readFile(file: string, timeoutMs = 15_000): Promise<string | undefined> {
-    const q = `cat ${file}`;
+    const q = `cat ${shq(file)}`;
     return (await this.text(q, timeoutMs)) ?? (this.root ? this.text(this.wrap(q), timeoutMs) : undefined);
   }
 }
