@@ -371,6 +371,7 @@ collect_kmsg() {
     if [ "$errno_word" = ENOSPC ]; then cyc_nospace=1; fi
     add_error "kmsg:$errno_word"
   }
+  : >"$tmp_kmsg" 2>/dev/null # free its blocks now (a builtin: no process), not at exit
 }
 
 store_kmsg_marker() {
@@ -614,14 +615,20 @@ store_seq() { # store_seq N: returns non-zero when N could not be persisted
 
 count_skipped() {
   skipped_total=0
+  skip_pending=
   if [ -f "$dir/skipped.log" ]; then
-    skipped_total=$(grep -c '' "$dir/skipped.log" 2>/dev/null)
+    skipped_total=$(grep -c '^seq=' "$dir/skipped.log" 2>/dev/null)
     is_uint "$skipped_total" || skipped_total=0
   fi
 }
 
+# A skip that cannot be written (the disk is full: the usual reason to skip) waits in memory and
+# goes out with the next skip, at the next cycle or at exit; without it the number would be a gap
+# nobody accounts for. A torn line from a short write is ended by the newline the retry starts with.
 record_skip() { # record_skip N REASON
-  echo "seq=$1 boot_id=$boot_id wall_time=$(date +%s) reason=$2" >>"$dir/skipped.log" 2>/dev/null
+  rs_line="seq=$1 boot_id=$boot_id wall_time=$(date +%s) reason=$2"
+  if [ -n "$skip_pending" ]; then rs_line="$skip_pending$NL$rs_line"; fi
+  if { echo "$rs_line" >>"$dir/skipped.log"; } 2>/dev/null; then skip_pending=; else skip_pending="$NL$rs_line"; fi
   skipped_total=$((skipped_total + 1))
   log "cycle $1 skipped: $2 (free_kb=$free_kb, min_free_kb=$min_free_kb)"
 }
@@ -653,6 +660,16 @@ ledger_append() { # ledger_append LINE
   ledger_pending="$NL$la_text"
   log "ledger line kept for later (write failed): ${1%% *}"
   return 1
+}
+
+# flush_pending: skipped.log and ledger lines that could not be written earlier.
+flush_pending() {
+  if [ -n "$skip_pending" ] && { echo "$skip_pending" >>"$dir/skipped.log"; } 2>/dev/null; then skip_pending=; fi
+  if [ -n "$ledger_pending" ]; then
+    fp_text=$ledger_pending
+    ledger_pending=
+    ledger_append "$fp_text"
+  fi
 }
 
 # ledger_published N: the line of a snapshot this agent just published (globals of write_meta).
@@ -710,6 +727,7 @@ run_cycle() {
   cyc_read_ms=
   free_kb_of "$dir"
 
+  flush_pending
   n=$((seq + 1))
   if ! store_seq "$n"; then
     # Not persisted: N might be handed out again after a restart, so nothing may carry it.
@@ -992,6 +1010,7 @@ main() {
   if [ "$stop_requested" = 1 ]; then note_stop; fi
   write_heartbeat stopped
   rm -f "$tmp_kmsg"
+  flush_pending
   release_pidfile
   log "stopped after $cycles cycle(s), last seq $seq"
   exit 0
