@@ -14,6 +14,7 @@ import { Fingerprinter, displayStack, type StackIdentity } from '../kmemleak/fin
 import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText } from '../kmemleak/jiffies.js';
 import { LineSplitter } from '../kmemleak/lines.js';
 import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
+import { ObjectSet } from '../kmemleak/object-set.js';
 import type { ParserCounters } from '../kmemleak/types.js';
 import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
 import {
@@ -21,7 +22,7 @@ import {
   type SuppressedGroup, type SuppressionUse,
 } from './model.js';
 import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRule, type SuppressionConfig } from './suppress.js';
-import { GroupTable, rankGroups, toLeakGroup, trendOf, type GroupAcc } from './trend.js';
+import { GroupTable, rankGroups, toLeakGroup, trendOf, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
 
@@ -97,6 +98,10 @@ interface FileParse {
   error?: string;
 }
 
+/** Read buffer shared by every file (one at a time): chunks are parsed, never kept, so no garbage buffers pile up. */
+let readBuffer: Buffer | null = null;
+const READ_SIZE = 1 << 20;
+
 /** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
 async function parseFile(file: string, wantHash: boolean, onRecord: (r: ParsedRecord) => void): Promise<FileParse> {
   const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES });
@@ -104,15 +109,22 @@ async function parseFile(file: string, wantHash: boolean, onRecord: (r: ParsedRe
   const hash = wantHash ? createHash('sha256') : null;
   let bytes = 0;
   let error: string | undefined;
+  const buf = (readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE));
+  let fh: fs.promises.FileHandle | null = null;
   try {
-    const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
+    fh = await fs.promises.open(file, 'r');
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      bytes += bytesRead;
       hash?.update(chunk);
       splitter.pushBuffer(chunk);
     }
   } catch (e) {
     error = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
   splitter.end();
   parser.end(splitter.lastLineUnterminated);
@@ -167,9 +179,12 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     ignoredLines: {}, unparsedSamples: [],
   };
   const snapshots: SnapshotInfo[] = [];
-  const formats: Record<string, number> = {};
+  const formatCounts = new Map<string, number>();
   const bits = { 32: 0, 64: 0 };
-  let prevKeys: Map<string, GroupAcc> | null = null;
+  // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
+  const objectSets = [new ObjectSet(), new ObjectSet()];
+  let prevKeys: ObjectSet | null = null;
+  const update: RecordUpdate = { snapshot: 0, record: null as unknown as ParsedRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
   let prevBoot: string | null = null;
   let comparable = 0;
   let repeats = 0;
@@ -192,14 +207,14 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       prevKeys = null;
       continue;
     }
-    const seen = new Map<string, GroupAcc>();
+    const seen: ObjectSet = objectSets[0] === prevKeys ? objectSets[1] : objectSets[0];
+    seen.clear();
     const readUptime = s.uptimeS;
     // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
     const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
     const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
     const onRecord = (r: ParsedRecord): void => {
-      const objKey = r.jiffies === null ? `${r.address}:?${r.line}` : `${r.address}:${r.jiffies}`;
-      if (seen.has(objKey)) { snap.duplicates++; return; }
+      if (seen.has(r)) { snap.duplicates++; return; }
       const id = fingerprinter.identifyStack(r.stackKey(), () => r.frames());
       const sm = stackMatches(id);
       // Record rules: the first matching one moves the record to a suppressed group.
@@ -229,12 +244,18 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
         const gr = groupRules[k];
         ruleMasks[k] = !sm[groupRuleIndex[k]] || !gr.matchesObject(r) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
       }
-      const repeat = previous !== null && previous.has(objKey);
+      const repeat = previous !== null && previous.has(r);
       if (repeat) snap.repeatedFromPrevious++;
-      const g = table.add({ snapshot: index, record: r, id, recordRule, repeat, uptimes, bootMask, ruleMasks });
-      seen.set(objKey, g);
+      update.snapshot = index;
+      update.record = r;
+      update.id = id;
+      update.recordRule = recordRule;
+      update.repeat = repeat;
+      update.bootMask = bootMask;
+      const g = table.add(update);
+      seen.set(r, g.index);
       snap.records++;
-      formats[r.format] = (formats[r.format] ?? 0) + 1;
+      formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
       bits[r.pointerBits]++;
     };
     const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, onRecord);
@@ -258,7 +279,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     if (previous) {
       comparable += snap.records;
       repeats += snap.repeatedFromPrevious;
-      for (const [k, g] of previous) if (!seen.has(k)) g.vanished++;
+      previous.forEachMissingIn(seen, (gi) => { table.list[gi].vanished++; });
     }
     prevKeys = fp.error ? null : seen;
 
@@ -382,7 +403,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       bootIds,
       hz,
       pointerBits: bits[64] === 0 && bits[32] === 0 ? null : bits[64] >= bits[32] ? 64 : 32,
-      formats,
+      formats: Object.fromEntries(formatCounts),
       snapshotMode,
     },
     options: {

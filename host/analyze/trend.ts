@@ -20,6 +20,8 @@ const MAX_COMMS = 64;
 const TOP = 8;
 
 export interface GroupAcc {
+  /** Position in GroupTable.list. */
+  index: number;
   id: StackIdentity;
   /** Record-level rule that routed these records here (suppressed from the start), or null. */
   recordRule: CompiledRule | null;
@@ -70,6 +72,8 @@ export interface RecordUpdate {
 
 export class GroupTable {
   readonly groups = new Map<string, GroupAcc>();
+  /** The same groups by index, in creation order. */
+  readonly list: GroupAcc[] = [];
 
   constructor(private readonly nCandidates: number, private readonly groupRules: readonly CompiledRule[]) {}
 
@@ -80,6 +84,7 @@ export class GroupTable {
     const r = u.record;
     if (!g) {
       g = {
+        index: this.list.length,
         id: u.id, recordRule: u.recordRule, series: [], objects: 0, bytes: 0, seen: 0,
         sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
         percpu: 0, truncated: 0, fromDmesg: 0,
@@ -97,6 +102,7 @@ export class GroupTable {
         firstSeen: u.snapshot, lastSeen: u.snapshot,
       };
       this.groups.set(key, g);
+      this.list.push(g);
     }
     let p = g.series[g.series.length - 1];
     if (!p || p.snapshot !== u.snapshot) {

@@ -144,6 +144,10 @@ for (let c = 48; c <= 57; c++) CLASS[c] |= C_HEX | C_SYM | C_DIGIT;
 for (let c = 97; c <= 122; c++) CLASS[c] |= C_SYM | (c <= 102 ? C_HEX : 0);
 for (let c = 65; c <= 90; c++) CLASS[c] |= C_SYM | (c <= 70 ? C_HEX | C_UPPER : 0);
 CLASS[95] |= C_SYM;
+/** Value of a hex digit byte. */
+const HEX_VALUE = new Uint8Array(256);
+for (let c = 0; c < 10; c++) HEX_VALUE[48 + c] = c;
+for (let c = 0; c < 6; c++) { HEX_VALUE[97 + c] = 10 + c; HEX_VALUE[65 + c] = 10 + c; }
 CLASS[46] |= C_SYM;
 CLASS[36] |= C_SYM;
 
@@ -442,8 +446,15 @@ export class KmemleakParser implements ByteLineSink {
     else return false;
     const a0 = j;
     let upper = 0;
+    let hi = 0;
+    let lo = 0;
     let cl: number;
-    while ((cl = CLASS[b[j]]) & C_HEX) { upper |= cl; j++; }
+    while ((cl = CLASS[b[j]]) & C_HEX) {
+      upper |= cl;
+      hi = ((hi << 4) | (lo >>> 28)) >>> 0;
+      lo = ((lo << 4) | HEX_VALUE[b[j]]) >>> 0;
+      j++;
+    }
     if (j === a0 || !at(b, j, LIT_SIZE)) return false;
     const a1 = j;
     j += LIT_SIZE.length;
@@ -456,8 +467,12 @@ export class KmemleakParser implements ByteLineSink {
     this.finish();
     const r = this.rec;
     r.reset(this.lineNo + 1);
-    const addr = (b as FastBuffer).latin1Slice(a0, a1);
-    r.address = upper & C_UPPER ? addr.toLowerCase() : addr;
+    if (a1 - a0 <= 16) {
+      r.setAddressValue(hi, lo, a1 - a0);
+    } else {
+      const addr = (b as FastBuffer).latin1Slice(a0, a1);
+      r.setAddress(upper & C_UPPER ? addr.toLowerCase() : addr);
+    }
     r.pointerBits = a1 - a0 <= 8 ? 32 : 64;
     r.objectType = objectType;
     r.size = digitsValue(b, d0, d1);
@@ -672,7 +687,7 @@ export class KmemleakParser implements ByteLineSink {
     const r = this.rec;
     r.reset(this.lineNo);
     const address = m[2].toLowerCase();
-    r.address = address;
+    r.setAddress(address);
     r.pointerBits = address.length <= 8 ? 32 : 64;
     r.objectType = m[1] === 'percpu' ? 'percpu' : m[1] === 'phys' ? 'phys' : 'normal';
     r.size = Number(m[3]);

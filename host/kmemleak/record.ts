@@ -86,8 +86,50 @@ type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; ut
  * One record being parsed (and, once the parser hands it out, a read-only view of it). Reused:
  * a consumer must copy what it keeps. `toRecord()` makes the plain, self-contained KmemleakRecord.
  */
+const HEX_DIGITS = '0123456789abcdef';
+
+/** Lowercase hex of the `len` low digits of the 64-bit value hi:lo, zero-padded (len ≤ 16). */
+export function hexOf(hi: number, lo: number, len: number): string {
+  let out = '';
+  for (let k = len - 1; k >= 0; k--) out += HEX_DIGITS[(k >= 8 ? hi >>> ((k - 8) * 4) : lo >>> (k * 4)) & 15];
+  return out;
+}
+
 export class ParsedRecord {
-  address = '';
+  /**
+   * The object address: `addrLen` hex digits; when addrLen ≤ 16 their value is addrHi:addrLo (two
+   * unsigned 32-bit halves) and the text is made only when asked for; longer ones are kept as text.
+   */
+  addrHi = 0;
+  addrLo = 0;
+  addrLen = 0;
+  private addrText: string | null = null;
+
+  /** Object address, lowercase hex without 0x (see KmemleakRecord.address). */
+  get address(): string {
+    if (this.addrText === null) this.addrText = hexOf(this.addrHi, this.addrLo, this.addrLen);
+    return this.addrText;
+  }
+
+  /** Set the address from its (lowercase) text. */
+  setAddress(text: string): void {
+    const n = text.length;
+    this.addrLen = n;
+    this.addrText = text;
+    if (n <= 16) {
+      this.addrHi = n > 8 ? parseInt(text.slice(0, n - 8), 16) : 0;
+      this.addrLo = parseInt(text.slice(n > 8 ? n - 8 : 0), 16) || 0;
+    }
+  }
+
+  /** Set the address from its value (the byte path; len ≤ 16 digits). */
+  setAddressValue(hi: number, lo: number, len: number): void {
+    this.addrHi = hi;
+    this.addrLo = lo;
+    this.addrLen = len;
+    this.addrText = null;
+  }
+
   pointerBits: 32 | 64 = 64;
   objectType: KmemleakRecord['objectType'] = 'normal';
   size = 0;
