@@ -12,6 +12,7 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, KmlError, ioError } from '../errors.js';
 import { parseManifest, type ManifestEntry } from '../store/manifest.js';
+import { SKIPPED, parseSkippedRecords } from '../store/skipped.js';
 import type { InputStats, RunSource, SnapshotFiles } from './model.js';
 
 /** One snapshot as found on disk, before its text is read. */
@@ -50,7 +51,7 @@ const MEM_NAMES = ['meminfo', 'vmstat', 'buddyinfo', 'zoneinfo', 'slabinfo', 'pa
 function emptyStats(): InputStats {
   return {
     snapshotsFound: 0, partialSkipped: [], missingMeta: 0, missingFiles: [], badManifestLines: 0,
-    hashMismatches: 0, unreadable: 0, runJson: 'missing', conflictsSkipped: [],
+    hashMismatches: 0, unreadable: 0, runJson: 'missing', conflictsSkipped: [], agentSkipped: [],
   };
 }
 
@@ -206,6 +207,19 @@ async function discoverStore(runDir: string, names: string[]): Promise<RunInput>
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') stats.badManifestLines++;
   }
   const haveManifest = names.includes('manifest.jsonl');
+  // Cycles the agent skipped (device storage low): holes the report names, not losses.
+  try {
+    const seen = new Set<string>();
+    for (const r of parseSkippedRecords(await fs.readFile(path.join(runDir, SKIPPED), 'utf8'))) {
+      const k = `${r.bootId}#${r.seq}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      stats.agentSkipped!.push({ bootId: r.bootId, seq: r.seq, wallTime: r.wallTime, reason: r.reason });
+    }
+    stats.agentSkipped!.sort((a, b) => a.seq - b.seq);
+  } catch {
+    // none recorded (older runs, or no cycle was skipped)
+  }
 
   // Boot order: run.json's boots list, then first appearance in the manifest, then folder order.
   const bootOrder: string[] = [];

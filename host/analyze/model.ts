@@ -343,4 +343,9 @@ export interface InputStats {
   runJson: 'ok' | 'missing' | 'invalid';
   /** Store snapshots flagged `conflict` (same boot and seq as another, other content), left out. */
   conflictsSkipped: string[];
+  /**
+   * Cycles the device agent skipped during the run (device storage low, snapshot did not fit),
+   * from the store's skipped.jsonl: holes in the run that are not collection losses.
+   */
+  agentSkipped?: Array<{ bootId: string; seq: number; wallTime: number | null; reason: string }>;
 }

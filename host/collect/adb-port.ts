@@ -202,6 +202,10 @@ export class AdbDevicePort implements DevicePort {
     return {};
   }
 
+  async readSkipped(): Promise<Array<{ seq: number; bootId: string; wallTime: number; reason: string }>> {
+    return this.retry('read skipped.log', () => this.agent().readSkipped());
+  }
+
   async deleteSnapshot(seq: number): Promise<void> {
     await this.retry('delete snapshot', () => this.agent().deleteSnapshot(seq));
   }

@@ -65,6 +65,8 @@ export interface DevicePort {
   pullFile(seq: number, name: string, localPath: string): Promise<{ bytes: number; sha256: string }>;
   /** Hash a snapshot file on the device, for metas without hashes. */
   hashOnDevice(seq: number, name: string): Promise<{ sha256?: string; md5?: string }>;
+  /** The agent's skipped.log (cycles it skipped, oldest first); [] when there is none. Optional: test ports may lack it. */
+  readSkipped?(): Promise<Array<{ seq: number; bootId: string; wallTime: number; reason: string }>>;
   /** Remove snapshots/<seq>/ on the device; succeeds when it is already gone. */
   deleteSnapshot(seq: number): Promise<void>;
   /** Wait until the device is online again (reconnecting TCP devices), up to timeoutMs. */

@@ -16,6 +16,7 @@ import { endRun, type OpenRun, type RunEnd } from '../store/run.js';
 import type { CommitStep } from '../store/snapshot.js';
 import type { AgentSettings, DevicePort, DoctorOutcome } from './port.js';
 import { isHostFull, pullPass, type PassResult, type PullContext } from './pull.js';
+import { SkipRecorder } from './skipped.js';
 
 export type WorkerState =
   | 'starting' | 'collecting' | 'waiting-device' | 'host-full' | 'rebooted' | 'stopping' | 'done' | 'failed';
@@ -100,6 +101,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
   private readonly ctx: PullContext;
   private readonly pollMs: number;
   private hostFullLogged = false;
+  private readonly skips: SkipRecorder;
 
   constructor(
     private readonly port: DevicePort,
@@ -126,6 +128,19 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     };
     this.ctx = { port, run: runFolder, index, log, reserveBytes: opts.reserveBytes, onStep: opts.onStep };
     this.pollMs = opts.pollMs ?? Math.min(10_000, Math.max(500, (opts.agent.intervalS * 1000) / 4));
+    this.skips = new SkipRecorder(port, runFolder, log);
+  }
+
+  /**
+   * Copy the agent's newly skipped cycles into the run (skipped.jsonl). A failure (device gone,
+   * host disk full) is only logged: the next round tries again, the device keeps its log.
+   */
+  private async recordSkips(force: boolean): Promise<void> {
+    try {
+      await this.skips.sync(this.status.skippedTotal, force);
+    } catch (e) {
+      this.log.warn({ err: { message: (e as Error).message } }, 'could not record the agent\'s skipped cycles yet; retrying later');
+    }
   }
 
   private update(patch: Partial<WorkerStatus>): void {
@@ -182,6 +197,8 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
   /** Doctor said ready at start (the command ran it); remember its boot id and start the agent. */
   async start(first: DoctorOutcome): Promise<void> {
     this.update({ bootId: first.bootId ?? (await this.port.bootId()) });
+    // before the agent runs: what skipped.log holds now belongs to earlier runs
+    await this.skips.init().catch((e) => this.log.warn({ err: { message: (e as Error).message } }, 'could not read the agent\'s skipped.log'));
     await this.ensureAgent(true);
   }
 
@@ -240,6 +257,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     await this.ensureAgent(false);
     const pass = await pullPass(this.ctx, this.skip, signal);
     this.account(pass);
+    await this.recordSkips(false);
   }
 
   /** Wait for a lost device; returns false when stopped or given up. */
@@ -339,6 +357,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
           }
           const pass = await pullPass(this.ctx, this.skip, giveUp.signal);
           this.account(pass);
+          await this.recordSkips(true);
           remaining = pass.remaining;
           if (pass.hostFull) lastErr = new KmlError(ExitCode.IO, 'host disk full during the final pull');
           break;
@@ -381,6 +400,7 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     this.update({ state: 'collecting' });
     const pass = await pullPass(this.ctx, this.skip);
     this.account(pass);
+    await this.recordSkips(true);
     this.update({ state: 'done' });
     if (pass.hostFull) {
       return { exitCode: ExitCode.IO, status: this.status, error: new KmlError(ExitCode.IO, 'host disk full: pulled what fitted', { hint: 'free some space and run `kml pull` again' }) };

@@ -110,6 +110,23 @@ export function isoOf(t: number | null): string {
   return new Date(t * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** "5 cycle(s) skipped by the device agent (device storage low ×4, no_space ×1): seq 12-15, 20" */
+export function agentSkippedLine(skips: Array<{ seq: number; reason: string }>): string {
+  const words: Record<string, string> = { low_space: 'device storage low', no_space: 'snapshot did not fit' };
+  const reasons = new Map<string, number>();
+  for (const s of skips) reasons.set(words[s.reason] ?? s.reason, (reasons.get(words[s.reason] ?? s.reason) ?? 0) + 1);
+  const seqs = [...new Set(skips.map((s) => s.seq))].sort((a, b) => a - b);
+  const ranges: string[] = [];
+  for (let i = 0; i < seqs.length; i++) {
+    let j = i;
+    while (j + 1 < seqs.length && seqs[j + 1] === seqs[j] + 1) j++;
+    ranges.push(j > i ? `${seqs[i]}-${seqs[j]}` : String(seqs[i]));
+    i = j;
+  }
+  const shown = ranges.length > 12 ? [...ranges.slice(0, 12), `… (${ranges.length - 12} more)`] : ranges;
+  return `${skips.length} cycle(s) skipped by the device agent, not collected (${[...reasons].map(([r, n]) => `${r} ×${n}`).join(', ')}): seq ${shown.join(', ')}`;
+}
+
 /** Plain-words list of what was skipped or not understood, for every human format. */
 export function inputProblems(run: AnalyzedRun): string[] {
   const out: string[] = [];
@@ -120,6 +137,7 @@ export function inputProblems(run: AnalyzedRun): string[] {
   if (is.partialSkipped.length) out.push(`${is.partialSkipped.length} half-written snapshot(s) skipped: ${is.partialSkipped.slice(0, 5).join(', ')}`);
   if (is.unreadable) out.push(`${is.unreadable} snapshot(s) unreadable`);
   if (is.conflictsSkipped?.length) out.push(`${is.conflictsSkipped.length} conflicting snapshot(s) left out`);
+  if (is.agentSkipped?.length) out.push(agentSkippedLine(is.agentSkipped));
   if (is.hashMismatches) out.push(`${is.hashMismatches} snapshot(s) differ from their manifest hash`);
   if (is.missingFiles.length) out.push(`${is.missingFiles.length} manifest file(s) missing on disk`);
   if (is.badManifestLines) out.push(`${is.badManifestLines} bad manifest line(s)`);

@@ -45,6 +45,11 @@ export interface RunJson {
   device: Record<string, unknown>;
   /** Boot segments seen, in order. */
   boots: { bootId: string; firstSeen: string }[];
+  /**
+   * Lines the device agent's skipped.log already held when this run began (earlier runs' skipped
+   * cycles); later lines are this run's and are copied into skipped.jsonl.
+   */
+  agentSkippedBaseline?: number;
   /** Every time a collector (re)opened this run. */
   sessions: { at: string; pid: number; command: string; resumed: boolean }[];
   ended?: RunEnd;
