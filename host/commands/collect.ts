@@ -1,7 +1,7 @@
 // `kml collect`, `kml pull`, `kml status`, `kml stop`: the collection workflow's commands.
 // Option parsing and printing only; the work is in host/collect/session.ts.
 import { Command, Option } from 'commander';
-import { Adb, resolveAdbEndpoint, type RootMethod } from '../adb/index.js';
+import { Adb, resolveAdbEndpoint, validateSerial, type RootMethod } from '../adb/index.js';
 import { DEFAULT_OUT_DIR } from '../device/doctor.js';
 import { ExitCode, KmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
@@ -126,7 +126,8 @@ async function resolveSerials(adb: Adb, given: string[] | undefined, all: boolea
     if (!online.length) throw new KmlError(ExitCode.DEVICE, 'no device in state "device" is attached', { hint: 'check `kml devices`' });
     return online;
   }
-  const s = serialFrom(given);
+  // A malformed serial is a usage error here, before it names a store folder or a lock.
+  const s = serialFrom(given).map(validateSerial);
   if (s.length) return [...new Set(s)];
   return [await pickSerial(adb, undefined)];
 }
