@@ -7,6 +7,7 @@
 // the groups, plus the (address, jiffies) keys of the current and previous snapshot.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import { KML_VERSION } from '../version.js';
@@ -15,6 +16,10 @@ import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText 
 import { LineSplitter } from '../kmemleak/lines.js';
 import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
 import { ObjectSet } from '../kmemleak/object-set.js';
+import { framesOfStackText } from '../kmemleak/record.js';
+import { StackInterner } from '../kmemleak/stack-table.js';
+import { ParsePool } from '../kmemleak/parse-pool.js';
+import type { BatchRecord } from '../kmemleak/parse-batch.js';
 import type { ParserCounters } from '../kmemleak/types.js';
 import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
 import {
@@ -25,6 +30,9 @@ import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRu
 import { GroupTable, rankGroups, toLeakGroup, trendOf, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
+
+/** A record as the analysis reads it: from the parser in this thread, or from a parse worker's batch. */
+type AnyRecord = ParsedRecord | BatchRecord;
 
 export const DEFAULT_BOOT_WINDOW_S = 60;
 /** Interval assumed between snapshots when nothing tells the time (the seed's `sleep 600`). */
@@ -52,6 +60,34 @@ export interface AnalyzeOptions {
   recentSnapshots?: number;
   /** Clock for generatedAt (tests pass a fixed one). */
   now?: () => Date;
+  /**
+   * Parse in worker threads: the number of workers (0 = parse in this thread). Default: one per
+   * core (at most 4) with PARALLEL_MIN_CORES+ cores and at least PARALLEL_MIN_BYTES to read. The result
+   * is the same either way. `pieceBytes` sets where big files are cut (tests).
+   */
+  parallel?: { workers: number; pieceBytes?: number };
+}
+
+/**
+ * Parse workers by default only with this many cores: on 2 cores, one worker plus this thread
+ * measured no faster than this thread alone (and two workers slower), each worker adding ~25 MB of
+ * RSS for its own V8 heap (scripts/bench/report.ts, see the commit that added this).
+ */
+const PARALLEL_MIN_CORES = 4;
+/** Below this much kmemleak text, starting worker threads costs more than it saves. */
+const PARALLEL_MIN_BYTES = 16 << 20;
+
+/** Workers to parse `files` with (0: in this thread). */
+function workersFor(files: string[], options: AnalyzeOptions): number {
+  if (options.parallel) return Math.max(0, Math.floor(options.parallel.workers));
+  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  if (cores < PARALLEL_MIN_CORES) return 0;
+  let bytes = 0;
+  for (const f of files) {
+    try { bytes += fs.statSync(f).size; } catch { /* reported when read */ }
+    if (bytes >= PARALLEL_MIN_BYTES) return Math.min(cores, 4);
+  }
+  return 0;
 }
 
 function checkOptions(o: AnalyzeOptions): void {
@@ -103,8 +139,8 @@ let readBuffer: Buffer | null = null;
 const READ_SIZE = 1 << 20;
 
 /** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
-async function parseFile(file: string, wantHash: boolean, onRecord: (r: ParsedRecord) => void): Promise<FileParse> {
-  const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES });
+async function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: AnyRecord) => void): Promise<FileParse> {
+  const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES, stacks });
   const splitter = new LineSplitter(parser);
   const hash = wantHash ? createHash('sha256') : null;
   let bytes = 0;
@@ -184,12 +220,20 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
   const objectSets = [new ObjectSet(), new ObjectSet()];
   let prevKeys: ObjectSet | null = null;
-  const update: RecordUpdate = { snapshot: 0, record: null as unknown as ParsedRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
+  const withText = selected.filter((s) => s.kmemleakPath !== null);
+  const nWorkers = workersFor(withText.map((s) => s.kmemleakPath!), options);
+  const pool = nWorkers > 0
+    ? new ParsePool(withText.map((s) => ({ path: s.kmemleakPath!, hash: s.sha256 !== null })), { workers: nWorkers, pieceBytes: options.parallel?.pieceBytes, maxSamples: MAX_UNPARSED_SAMPLES })
+    : null;
+  let poolIndex = 0;
+  const stacks = new StackInterner();
+  const update: RecordUpdate = { snapshot: 0, record: null as unknown as AnyRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
   let prevBoot: string | null = null;
   let comparable = 0;
   let repeats = 0;
   const inputStats = input.stats;
 
+  try {
   for (let index = 0; index < selected.length; index++) {
     const s: SnapshotSource = selected[index];
     const snap: SnapshotInfo = {
@@ -213,9 +257,17 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
     const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
     const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
-    const onRecord = (r: ParsedRecord): void => {
+    const onRecord = (r: AnyRecord): void => {
       if (seen.has(r)) { snap.duplicates++; return; }
-      const id = fingerprinter.identifyStack(r.stackKey(), () => r.frames());
+      // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
+      const sid = r.stackId();
+      const stackTable = r.stackTable!; // set by stackId()
+      let id = stackTable.memo[sid] as StackIdentity | undefined;
+      if (id === undefined) {
+        const text = stackTable.text(sid);
+        id = fingerprinter.identifyStack(text, () => framesOfStackText(text));
+        stackTable.memo[sid] = id;
+      }
       const sm = stackMatches(id);
       // Record rules: the first matching one moves the record to a suppressed group.
       let recordRule: CompiledRule | null = null;
@@ -258,7 +310,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
       bits[r.pointerBits]++;
     };
-    const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, onRecord);
+    const fp = pool ? await pool.parse(poolIndex++, onRecord) : await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
     // lo and hi are the same record exactly when no later record had other jiffies.
     if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
     snap.bytes = fp.bytes;
@@ -296,6 +348,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
       parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
     }
+  }
+  } finally {
+    await pool?.close();
   }
 
   // --- decisions that need the whole run ---------------------------------------------------------

@@ -20,6 +20,7 @@
 import type { KmemleakRecord, ParserCounters } from './types.js';
 import { forEachLine, type ByteLineSink, type ChunkSource, DEFAULT_MAX_LINE } from './lines.js';
 import { MAX_FRAMES, MAX_HEX_CHARS, ParsedRecord, PcKind, RE_FRAME, RE_FRAME_FAST } from './record.js';
+import type { StackInterner } from './stack-table.js';
 
 export { ParsedRecord } from './record.js';
 
@@ -128,6 +129,8 @@ export interface ParserOptions {
   onParsed?: (r: ParsedRecord) => void;
   /** Unparsed line samples kept (default 20). */
   maxSamples?: number;
+  /** Table numbering the records' stacks (ParsedRecord.stackId()); share one across files. */
+  stacks?: StackInterner;
 }
 
 // --- byte classes for the byte path ---------------------------------------------------------------
@@ -193,6 +196,27 @@ function digitsValue(b: Uint8Array, start: number, end: number): number {
   return v;
 }
 
+// Comm names repeat (a few hundred tasks make most records): a direct-mapped cache of their
+// strings, so records of one task share one string (cheap to hash and count) and allocate nothing.
+const COMM_SLOTS = 4096;
+const commCache: Array<string | undefined> = new Array(COMM_SLOTS);
+
+/** The latin1 string of b[s, e) (printable ASCII), from the cache when it holds it. */
+function commString(b: Uint8Array, s: number, e: number): string {
+  let h = e - s;
+  for (let k = s; k < e; k++) h = Math.imul(h ^ b[k], 0x01000193);
+  h = (h ^ (h >>> 15)) & (COMM_SLOTS - 1);
+  const c = commCache[h];
+  if (c !== undefined && c.length === e - s) {
+    let k = 0;
+    while (k < c.length && c.charCodeAt(k) === b[s + k]) k++;
+    if (k === c.length) return c;
+  }
+  const str = (b as FastBuffer).latin1Slice(s, e);
+  commCache[h] = str;
+  return str;
+}
+
 /** Only spaces from i to end (the regexes' `\s*$` on printable ASCII). */
 function blankTo(b: Uint8Array, i: number, end: number): boolean {
   while (i < end && b[i] === 32) i++;
@@ -255,6 +279,56 @@ function kmsgPrefixLen(b: Uint8Array, s: number, end: number): number {
   return j < end ? j + 1 - s : 0;
 }
 
+/** What matchHeader() found (module scratch: the byte path allocates nothing per line). */
+const HEADER = { objectType: 'normal' as KmemleakRecord['objectType'], a0: 0, a1: 0, hi: 0, lo: 0, upper: false, d0: 0, d1: 0 };
+
+/** RE_HEADER at b[i..end) (printable ASCII, no trailing CR); fills HEADER. */
+function matchHeader(b: Uint8Array, i: number, end: number): boolean {
+  if (!at(b, i, LIT_HEADER)) return false;
+  let j = i + LIT_HEADER.length;
+  let objectType: KmemleakRecord['objectType'] = 'normal';
+  if (b[j] === 32 && b[j + 1] === 48 && b[j + 2] === 120) j += 3;
+  else if (at(b, j, LIT_PERCPU)) { objectType = 'percpu'; j += LIT_PERCPU.length; }
+  else if (at(b, j, LIT_PHYS)) { objectType = 'phys'; j += LIT_PHYS.length; }
+  else return false;
+  const a0 = j;
+  let upper = 0;
+  let hi = 0;
+  let lo = 0;
+  let cl: number;
+  while ((cl = CLASS[b[j]]) & C_HEX) {
+    upper |= cl;
+    hi = ((hi << 4) | (lo >>> 28)) >>> 0;
+    lo = ((lo << 4) | HEX_VALUE[b[j]]) >>> 0;
+    j++;
+  }
+  if (j === a0 || !at(b, j, LIT_SIZE)) return false;
+  const a1 = j;
+  j += LIT_SIZE.length;
+  const d0 = j;
+  while (CLASS[b[j]] & C_DIGIT) j++;
+  if (j === d0 || b[j] !== 41 /* ) */) return false;
+  const d1 = j++;
+  if (b[j] === 58 /* : */) j++;
+  if (!blankTo(b, j, end)) return false;
+  const h = HEADER;
+  h.objectType = objectType; h.a0 = a0; h.a1 = a1; h.hi = hi; h.lo = lo; h.upper = (upper & C_UPPER) !== 0; h.d0 = d0; h.d1 = d1;
+  return true;
+}
+
+/**
+ * True when the line b[s, e) (no newline; a trailing CR allowed) starts a record whatever the
+ * parser's state: an `unreferenced object` header at column 0 that the byte path takes. Parsing
+ * can be cut before such a line and resumed by a fresh parser (line numbers offset) with the same
+ * result, because the header ends the previous record and nothing else carries over.
+ */
+export function isRecordStart(b: Uint8Array, s: number, e: number): boolean {
+  const end = e > s && b[e - 1] === 13 ? e - 1 : e;
+  if (b[s] !== 117) return false;
+  for (let k = s; k < end; k++) if (!(CLASS[b[k]] & C_PRINT)) return false;
+  return matchHeader(b, s, end);
+}
+
 /** describeFormat()'s reading of a bracketed pointer b[s..e) of hex digits (see pcKindOf). */
 function pcKindOfBytes(b: Uint8Array, s: number, e: number): PcKind {
   let zeros = 0;
@@ -298,6 +372,7 @@ export class KmemleakParser implements ByteLineSink {
     this.onRecord = opts.onRecord;
     this.onParsed = opts.onParsed;
     this.maxSamples = opts.maxSamples ?? MAX_SAMPLES;
+    if (opts.stacks) this.rec.stackTable = opts.stacks;
   }
 
   /** Feed one line (without its newline; a trailing CR is tolerated). */
@@ -437,45 +512,20 @@ export class KmemleakParser implements ByteLineSink {
 
   /** RE_HEADER → _startRecord. */
   private byteHeader(b: Buffer, i: number, end: number, fromDmesg: boolean): boolean {
-    if (!at(b, i, LIT_HEADER)) return false;
-    let j = i + LIT_HEADER.length;
-    let objectType: ParsedRecord['objectType'] = 'normal';
-    if (b[j] === 32 && b[j + 1] === 48 && b[j + 2] === 120) j += 3;
-    else if (at(b, j, LIT_PERCPU)) { objectType = 'percpu'; j += LIT_PERCPU.length; }
-    else if (at(b, j, LIT_PHYS)) { objectType = 'phys'; j += LIT_PHYS.length; }
-    else return false;
-    const a0 = j;
-    let upper = 0;
-    let hi = 0;
-    let lo = 0;
-    let cl: number;
-    while ((cl = CLASS[b[j]]) & C_HEX) {
-      upper |= cl;
-      hi = ((hi << 4) | (lo >>> 28)) >>> 0;
-      lo = ((lo << 4) | HEX_VALUE[b[j]]) >>> 0;
-      j++;
-    }
-    if (j === a0 || !at(b, j, LIT_SIZE)) return false;
-    const a1 = j;
-    j += LIT_SIZE.length;
-    const d0 = j;
-    while (CLASS[b[j]] & C_DIGIT) j++;
-    if (j === d0 || b[j] !== 41 /* ) */) return false;
-    const d1 = j++;
-    if (b[j] === 58 /* : */) j++;
-    if (!blankTo(b, j, end)) return false;
+    if (!matchHeader(b, i, end)) return false;
+    const h = HEADER;
     this.finish();
     const r = this.rec;
     r.reset(this.lineNo + 1);
-    if (a1 - a0 <= 16) {
-      r.setAddressValue(hi, lo, a1 - a0);
+    if (h.a1 - h.a0 <= 16) {
+      r.setAddressValue(h.hi, h.lo, h.a1 - h.a0);
     } else {
-      const addr = (b as FastBuffer).latin1Slice(a0, a1);
-      r.setAddress(upper & C_UPPER ? addr.toLowerCase() : addr);
+      const addr = (b as FastBuffer).latin1Slice(h.a0, h.a1);
+      r.setAddress(h.upper ? addr.toLowerCase() : addr);
     }
-    r.pointerBits = a1 - a0 <= 8 ? 32 : 64;
-    r.objectType = objectType;
-    r.size = digitsValue(b, d0, d1);
+    r.pointerBits = h.a1 - h.a0 <= 8 ? 32 : 64;
+    r.objectType = h.objectType;
+    r.size = digitsValue(b, h.d0, h.d1);
     r.fromDmesg = fromDmesg;
     this.open = true;
     this.state = 'record';
@@ -520,7 +570,7 @@ export class KmemleakParser implements ByteLineSink {
     if (!atBack(b, j, LIT_PID_R, c0)) return false;
     const cEnd = j - LIT_PID_R.length + 1; // the closing quote
     for (let k = c0; k < cEnd; k++) if (!(CLASS[b[k]] & C_PRINT)) return false; // `.` never spans a CR; UTF-8 goes the string way
-    r.comm = (b as FastBuffer).latin1Slice(c0, cEnd - c0 > 64 ? c0 + 64 : cEnd);
+    r.comm = commString(b, c0, cEnd - c0 > 64 ? c0 + 64 : cEnd);
     const pid = digitsValue(b, p0, p1);
     r.pid = neg ? -pid : pid;
     const jf = digitsValue(b, j0, j1);

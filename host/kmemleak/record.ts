@@ -7,6 +7,7 @@
 // text back into KmemleakFrame objects by running the same frame regexes the parser recognised
 // the lines with, on the same text, so the result is what parsing each frame eagerly gave.
 import type { KmemleakFrame, KmemleakRecord } from './types.js';
+import { StackInterner } from './stack-table.js';
 
 // A frame: optional `[<pc>] `, then `sym+0xOFF/0xSIZE [mod]`, or a bare `0xADDR`, or a symbolized
 // inline frame `sym file:line [inline]`; optional `file:line` and `[inline]` after (symbolized logs).
@@ -153,9 +154,29 @@ export class ParsedRecord {
   /** Hex characters (lowercase, no spaces) in hexBuf; meaningful when hexLength !== null. */
   hexChars = 0;
   readonly hexBuf: Buffer = Buffer.alloc(MAX_HEX_CHARS);
-  /** Frame line texts, '\n'-separated, as bytes. */
-  stackBuf: Buffer = Buffer.alloc(4096);
+  /** Frame line texts, '\n'-separated, as bytes (from offset 0 of its own memory, viewed by stackWords too). */
+  stackBuf: Buffer = Buffer.alloc(0);
+  private stackWords: Int32Array = new Int32Array(0);
   stackLen = 0;
+  /** Where stackId() numbers stacks (the parser's `stacks` option; a table of its own otherwise). */
+  stackTable: StackInterner | null = null;
+
+  constructor() {
+    this.allocStack(4096);
+  }
+
+  private allocStack(size: number): void {
+    const mem = new ArrayBuffer((size + 3) & ~3);
+    const next = Buffer.from(mem);
+    this.stackBuf.copy(next, 0, 0, this.stackLen);
+    this.stackBuf = next;
+    this.stackWords = new Int32Array(mem);
+  }
+
+  /** Id of this record's stack in `stackTable` (same bytes, same id). Valid for this record only. */
+  stackId(): number {
+    return (this.stackTable ??= new StackInterner()).idOf(this.stackBuf, this.stackWords, this.stackLen, this.stackAscii);
+  }
   /** Every byte in stackBuf is ASCII (so latin1 decoding gives the same text as UTF-8). */
   stackAscii = true;
   private stackText: string | null = null;
@@ -178,9 +199,7 @@ export class ParsedRecord {
   reserveStack(n: number): void {
     const need = this.stackLen + n + 1;
     if (need <= this.stackBuf.length) return;
-    const next = Buffer.alloc(Math.max(need, this.stackBuf.length * 2));
-    this.stackBuf.copy(next, 0, 0, this.stackLen);
-    this.stackBuf = next;
+    this.allocStack(Math.max(need, this.stackBuf.length * 2));
   }
 
   /** Append one frame line's text given as a string (the regex path). */
