@@ -80,6 +80,8 @@ export interface SoakSummary {
     rssStartMb: number | null;
     rssEndMb: number | null;
     rssPeakMb: number | null;
+    /** Per incarnation: RSS first (10 s after start), last and peak, MB. */
+    rssByIncarnation: Array<{ n: number; firstMb: number | null; lastMb: number | null; peakMb: number | null; samples: number; minutes: number }>;
     recoveries: Record<string, number>;
     errorLines: number;
   };
@@ -195,7 +197,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
   if (swept.length) say(`unmounted stale soak mounts: ${swept.join(', ')}`);
 
   const estCycleS = Math.max(o.intervalS, o.scanWaitS + 2.5);
-  const minGapS = Math.ceil(Math.max(12, 2 * estCycleS));
+  // faults also wait for the previous one's recovery (below), so a cycle or so of gap is enough
+  const minGapS = Math.ceil(Math.max(8, estCycleS));
   const schedule: FaultRecord[] = makeSchedule({
     seed: o.seed, kinds: o.faults, perKind: o.perKind, phaseS: Math.round(o.cycles * estCycleS * 0.85), minGapS, heavy: o.heavy,
   });
@@ -325,6 +328,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
             const r = await labReboot(ctx, serial!, { timeoutMs: 180_000 });
             ev.clearedAt = Date.now();
             ev.detail = `back in ${Math.round(r.rebootToDeviceMs / 100) / 10} s`;
+            // the guest clock starts again from the RTC: measure its offset again
+            const d = await server.shell(serial!, 'date +%s', 30_000);
+            if (/^\d+$/.test(d.out.trim())) clockOffset[dev!] = Number(d.out.trim()) - Math.round(Date.now() / 1000);
             const leak = await labLeak(ctx, serial!, { rate: o.leakRate, paths: 7 });
             if (!leak.loaded) throw new Error('kml_leaky did not load after the reboot');
             break;
@@ -385,9 +391,20 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
         if (dev !== undefined) busy.delete(dev);
       }
       ev.endedAt = Date.now();
-      prevEnd = ev.endedAt;
       firedCount++;
       say(`   done in ${round1((ev.endedAt - ev.startedAt) / 1000)} s${ev.detail ? ` (${ev.detail})` : ''}`);
+      // Recovered = every affected device has stored a snapshot taken after the fault was cleared.
+      // The next fault waits for that, so one fault's recovery time does not include the next one.
+      const affected = ev.device === undefined ? serials.map((_, i) => i) : [ev.device];
+      const recoverBy = Date.now() + 240_000;
+      while (!affected.every((i) => readStore(storeDir, serials[i]).stored.some((x) => x.wallTime !== null && (x.wallTime - clockOffset[i]) * 1000 >= ev.clearedAt!))) {
+        if (Date.now() > recoverBy) {
+          problems.push(`fault #${ev.n} ${ev.kind}: not recovered (no fresh snapshot stored) within 240 s`);
+          break;
+        }
+        await wait(1_000);
+      }
+      prevEnd = Date.now();
     }
 
     // -------------------------------------------------------------------- the rest of the cycles, then a quiet tail
@@ -553,6 +570,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
         rssStartMb: firstRss ? round1(firstRss / 1024) : null,
         rssEndMb: lastRss ? round1(lastRss / 1024) : null,
         rssPeakMb: peak ? round1(peak / 1024) : null,
+        rssByIncarnation: incs.map((i) => ({
+          n: i.n,
+          firstMb: i.rssKb.length ? round1(i.rssKb[0] / 1024) : null,
+          lastMb: i.rssKb.length ? round1(i.rssKb[i.rssKb.length - 1] / 1024) : null,
+          peakMb: i.rssKb.length ? round1(Math.max(...i.rssKb) / 1024) : null,
+          samples: i.rssKb.length,
+          minutes: round1(((i.endedAt ?? Date.now()) - i.startedAt) / 60_000),
+        })),
         recoveries,
         errorLines: logs.errors.length,
       },

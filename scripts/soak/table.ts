@@ -38,6 +38,8 @@ export function renderSummary(r: SoakSummary): string {
   out.push('');
   const k = r.kml;
   out.push(`kml collect: ${k.incarnations} incarnation(s) (${k.unexpectedExits.length} unexpected exit(s)); final exit ${s(k.finalExitCode)}, kml stop exit ${s(k.stopExitCode)}; RSS start ${s(k.rssStartMb, ' MB')}, end ${s(k.rssEndMb, ' MB')}, peak ${s(k.rssPeakMb, ' MB')}; ${k.errorLines} error log line(s)`);
+  const longest = [...k.rssByIncarnation].sort((a, b) => b.minutes - a.minutes)[0];
+  if (longest) out.push(`kml RSS over its longest life (incarnation ${longest.n}, ${longest.minutes} min): ${s(longest.firstMb, ' MB')} → ${s(longest.lastMb, ' MB')} (peak ${s(longest.peakMb, ' MB')})`);
   out.push(`recoveries (kml's log): ${Object.entries(k.recoveries).filter(([, n]) => n).map(([m, n]) => `${m} ${n}`).join(', ') || 'none'}`);
   if (r.steadyCadence) {
     out.push(`steady devices: snapshot gap max ${r.steadyCadence.maxGapS} s (median ${r.steadyCadence.medianGapS} s, interval ${o.intervalS} s + scan-wait ${o.scanWaitS} s), pull lag max ${r.steadyCadence.maxPullLagS} s`);
