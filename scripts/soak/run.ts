@@ -130,6 +130,10 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => process.exit(code), (e) => {
+  if ((e as Error)?.message === 'soak interrupted') {
+    process.stderr.write('soak: interrupted; lab devices, adb server and mounts cleaned up\n');
+    process.exit(130);
+  }
   process.stderr.write(`soak: failed: ${(e as Error)?.stack ?? String(e)}\n`);
   process.exit(1);
 });

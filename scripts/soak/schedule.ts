@@ -2,8 +2,9 @@
 //
 // Device faults (unplug, reboot, adbd-kill, device-full) hit the heavily faulted device only, so
 // the others show whether their cadence holds; host faults (adb-server, kml-kill, host-full) hit
-// every device at once. Faults run one after another (each recovery is measured on its own),
-// with random gaps of at least `minGapS` between them.
+// every device at once. Faults run one after another (each recovery is measured on its own) and
+// are placed in CYCLES (the devices' snapshot sequence), not seconds: the same seed gives the same
+// schedule on a fast machine and a loaded one.
 
 export const FAULT_KINDS = ['adb-server', 'unplug', 'reboot', 'adbd-kill', 'kml-kill', 'device-full', 'host-full'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -15,8 +16,8 @@ export interface FaultEvent {
   /** 1-based position in the schedule. */
   n: number;
   kind: FaultKind;
-  /** Planned start, seconds after the fault phase began. */
-  atS: number;
+  /** Fires once the devices have run this many cycles (the most advanced device's sequence number). */
+  atCycle: number;
   /** Device index for device faults; undefined = the host (every device). */
   device?: number;
   /** How long the fault lasts before it is cleared (unplug, adb server down, full disks, kml down). */
@@ -28,10 +29,13 @@ export interface ScheduleOptions {
   kinds: readonly FaultKind[];
   /** Every kind fires at least this often. */
   perKind: number;
-  /** Planned length of the fault phase, seconds (cycles × estimated cycle length). */
-  phaseS: number;
-  /** Smallest gap between the end of one fault and the start of the next, seconds. */
-  minGapS: number;
+  /** Cycles of the run; faults go between `firstCycle` and 90 % of it. */
+  cycles: number;
+  firstCycle: number;
+  /** Estimated seconds per cycle, to turn a fault's duration into cycles. */
+  cycleS: number;
+  /** Smallest gap between one fault's recovery and the next fault, cycles. */
+  minGapCycles: number;
   heavy: number;
 }
 
@@ -75,16 +79,18 @@ export function makeSchedule(o: ScheduleOptions): FaultEvent[] {
     [bag[i], bag[j]] = [bag[j], bag[i]];
   }
   const holds = bag.map((k) => int(HOLD_RANGES[k][0], HOLD_RANGES[k][1]));
-  const busy = bag.reduce((s, k, i) => s + holds[i] + OVERHEAD_S[k], 0);
-  const spare = Math.max(0, o.phaseS - busy - bag.length * o.minGapS);
+  // a fault occupies its hold, its overhead and about two cycles of recovery
+  const busy = bag.map((k, i) => Math.ceil((holds[i] + OVERHEAD_S[k]) / o.cycleS) + 2);
+  const room = Math.max(0, Math.floor(o.cycles * 0.9) - o.firstCycle);
+  const spare = Math.max(0, room - busy.reduce((a, b) => a + b, 0) - bag.length * o.minGapCycles);
   const weights = bag.map(() => 0.25 + rnd());
   const wsum = weights.reduce((a, b) => a + b, 0) || 1;
   const events: FaultEvent[] = [];
-  let t = 0;
+  let c = o.firstCycle;
   bag.forEach((kind, i) => {
-    t += o.minGapS + Math.round((spare * weights[i]) / wsum);
-    events.push({ n: i + 1, kind, atS: t, device: DEVICE_FAULTS.includes(kind) ? o.heavy : undefined, holdS: holds[i] });
-    t += holds[i] + OVERHEAD_S[kind];
+    c += Math.round((spare * weights[i]) / wsum);
+    events.push({ n: i + 1, kind, atCycle: c, device: DEVICE_FAULTS.includes(kind) ? o.heavy : undefined, holdS: holds[i] });
+    c += busy[i] + o.minGapCycles;
   });
   return events;
 }
@@ -103,5 +109,5 @@ export function parseFaultList(text: string): FaultKind[] {
 export function describeEvent(e: FaultEvent, serials: string[]): string {
   const where = e.device === undefined ? 'host' : `device ${e.device} (${serials[e.device] ?? '?'})`;
   const hold = e.holdS ? ` hold ${e.holdS}s` : '';
-  return `#${String(e.n).padStart(2)} t+${String(e.atS).padStart(4)}s ${e.kind.padEnd(11)} ${where}${hold}`;
+  return `#${String(e.n).padStart(2)} cycle ${String(e.atCycle).padStart(4)} ${e.kind.padEnd(11)} ${where}${hold}`;
 }

@@ -200,7 +200,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
   // faults also wait for the previous one's recovery (below), so a cycle or so of gap is enough
   const minGapS = Math.ceil(Math.max(8, estCycleS));
   const schedule: FaultRecord[] = makeSchedule({
-    seed: o.seed, kinds: o.faults, perKind: o.perKind, phaseS: Math.round(o.cycles * estCycleS * 0.85), minGapS, heavy: o.heavy,
+    seed: o.seed, kinds: o.faults, perKind: o.perKind, cycles: o.cycles, firstCycle: 3, cycleS: estCycleS, minGapCycles: 1, heavy: o.heavy,
   });
 
   let server: PrivateAdbServer | undefined;
@@ -299,11 +299,17 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
     }
     say(`warm-up done after ${Math.round((Date.now() - t0) / 1000)} s; faults start`);
 
+    // the run's cycle clock: the steady devices' sequence (the heavy one races through skipped
+    // cycles when its disk is full and stalls when it reboots)
+    const progress = () => Math.max(...cycles.filter((_, i) => serials.length === 1 || i !== o.heavy));
+
     // -------------------------------------------------------------------- faults
     const phase0 = Date.now();
     let prevEnd = 0;
     for (const ev of schedule) {
-      const due = Math.max(phase0 + ev.atS * 1000, prevEnd + minGapS * 1000);
+      // due: the devices reached the fault's cycle, and a short gap after the previous recovery
+      while (progress() < ev.atCycle) await wait(1_000);
+      const due = prevEnd + minGapS * 1000;
       if (due > Date.now()) await wait(due - Date.now());
       const dev = ev.device;
       const serial = dev === undefined ? undefined : serials[dev];

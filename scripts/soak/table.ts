@@ -54,10 +54,10 @@ export function renderSummary(r: SoakSummary): string {
 }
 
 export function renderSchedule(r: SoakSummary): string {
-  const rows = [['#', 'kind', 'target', 'hold', 'took', 'resume', 'fresh', 'note']];
+  const rows = [['#', 'cycle', 'kind', 'target', 'hold', 'took', 'resume', 'fresh', 'note']];
   for (const e of r.schedule) {
     rows.push([
-      String(e.n), e.kind, e.device === undefined ? 'host' : `dev ${e.device}`, `${e.holdS} s`,
+      String(e.n), String(e.atCycle), e.kind, e.device === undefined ? 'host' : `dev ${e.device}`, `${e.holdS} s`,
       e.startedAt && e.endedAt ? `${Math.round((e.endedAt - e.startedAt) / 100) / 10} s` : '-',
       s(e.resumeS, ' s'), s(e.freshS, ' s'), e.error ? `ERROR ${e.error}` : (e.detail ?? ''),
     ]);

@@ -9,7 +9,7 @@ const B = '3a6772a1-00da-4918-a2c4-8c94ea401aee';
 const H = (n: number) => n.toString(16).padStart(64, '0');
 
 test('schedule: same seed, same schedule; every kind the asked number of times; device faults on the heavy device', () => {
-  const o = { seed: 42, kinds: FAULT_KINDS, perKind: 3, phaseS: 2000, minGapS: 15, heavy: 1 };
+  const o = { seed: 42, kinds: FAULT_KINDS, perKind: 3, cycles: 300, firstCycle: 3, cycleS: 7.5, minGapCycles: 1, heavy: 1 };
   const a = makeSchedule(o);
   assert.deepEqual(makeSchedule(o), a);
   assert.notDeepEqual(makeSchedule({ ...o, seed: 43 }), a);
@@ -19,7 +19,8 @@ test('schedule: same seed, same schedule; every kind the asked number of times; 
     else assert.equal(e.device, undefined);
     if (e.kind === 'unplug') assert.ok(e.holdS >= 5 && e.holdS <= 40, `unplug ${e.holdS}`);
   }
-  for (let i = 1; i < a.length; i++) assert.ok(a[i].atS - a[i - 1].atS >= 15, 'gaps');
+  for (let i = 1; i < a.length; i++) assert.ok(a[i].atCycle - a[i - 1].atCycle >= 2, 'gaps');
+  assert.ok(a[0].atCycle >= 3 && a[a.length - 1].atCycle <= 270, `within the run: ${a.map((e) => e.atCycle).join(',')}`);
   assert.deepEqual(parseFaultList('unplug, reboot,unplug'), ['unplug', 'reboot']);
   assert.throws(() => parseFaultList('unplug,meteor'), /unknown fault kind "meteor"/);
 });
