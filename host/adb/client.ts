@@ -406,7 +406,7 @@ export class Adb {
         if (!st) throw new AdbError('no-such-file', `pull ${remote}: no such file on the device`, { serial });
         if (!st.isFile && verify) throw new AdbError('remote-fail', `pull ${remote}: not a regular file on the device`, { serial });
         const hash = createHash('sha256');
-        fh = await open(localPath, 'w', opts.mode ?? 0o644);
+        fh = await open(localPath, 'w', opts.mode ?? 0o666); // the user's umask decides, as for every store file
         const file = fh;
         const bytes = await syncRecv(s.socket, s.reader, remote, async (chunk) => {
           hash.update(chunk);

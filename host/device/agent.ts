@@ -210,9 +210,9 @@ export class AgentControl {
 
   /**
    * Put the agent script at $DIR/kml-agent.sh, mode 0755, and verify size + hash on the device.
-   * Pushed next to $DIR first (the shell user can write /data/local/tmp even when $DIR is
-   * root-owned), then moved in and renamed over the old script: a running agent keeps reading
-   * its own (old) inode, never a half-written file.
+   * Pushed next to $DIR first, into a private staging folder (the shell user can write
+   * /data/local/tmp even when $DIR is root-owned), then moved in and renamed over the old script:
+   * a running agent keeps reading its own (old) inode, never a half-written file.
    */
   async install(): Promise<InstallResult> {
     let script: Buffer;
@@ -230,19 +230,24 @@ export class AgentControl {
     if (matches(await this.remoteScriptInfo())) {
       return { path: this.scriptPath, bytes: script.length, sha256, changed: false };
     }
-    const staging = `${path.posix.dirname(this.dir)}/.kml-agent-${randomBytes(6).toString('hex')}.sh`;
-    await this.adb.push(this.serial, script, staging, { mode: 0o755, timeoutMs: 60_000 });
+    // adbd gives a pushed file its owner bits for group and other too (0755 → 0777): stage it in a
+    // folder private to the adbd user, and make it 0755 before it leaves that folder.
+    const stageDir = `${path.posix.dirname(this.dir)}/.kml-stage-${randomBytes(6).toString('hex')}`;
+    const staging = `${stageDir}/${AGENT_FILE}`;
     const tmp = `${this.scriptPath}.tmp`;
     try {
+      await this.adb.shellOk(this.serial, `umask 077 && mkdir ${shq(stageDir)}`, { timeoutMs: this.timeoutMs });
+      await this.adb.push(this.serial, script, staging, { mode: 0o755, timeoutMs: 60_000 });
       await this.rootShellOk([
         'umask 022',
         `mkdir -p ${shq(`${this.dir}/snapshots`)}`,
+        `chmod 0755 ${shq(staging)}`,
         `mv -f ${shq(staging)} ${shq(tmp)}`,
-        `chmod 0755 ${shq(tmp)}`,
         `mv -f ${shq(tmp)} ${shq(this.scriptPath)}`,
+        `rm -rf ${shq(stageDir)}`,
       ].join(' && '));
     } catch (e) {
-      await this.adb.shell(this.serial, asRoot(this.root, `rm -f ${shq(staging)} ${shq(tmp)}`), { timeoutMs: this.timeoutMs }).catch(() => undefined);
+      await this.adb.shell(this.serial, asRoot(this.root, `rm -rf ${shq(stageDir)}; rm -f ${shq(tmp)}`), { timeoutMs: this.timeoutMs }).catch(() => undefined);
       throw e;
     }
     const info = await this.remoteScriptInfo();
