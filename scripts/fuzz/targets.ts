@@ -5,10 +5,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fingerprinter } from '../../host/kmemleak/fingerprint.js';
 import { LineSplitter } from '../../host/kmemleak/lines.js';
-import { KmemleakParser, parseKmemleakText } from '../../host/kmemleak/parser.js';
+import { KmemleakParser, parseKmemleakStream, parseKmemleakText } from '../../host/kmemleak/parser.js';
 import { HzEstimator, allocUptimeS } from '../../host/kmemleak/jiffies.js';
 import type { KmemleakRecord } from '../../host/kmemleak/types.js';
 import { MEMSTATE_TARGETS } from './memstate.js'; // /proc parsers + memory pipeline (report side)
+import { DEVICE_TARGETS } from './device.js'; // agent files, doctor's readers, adb answers
+import { STORE_TARGETS } from './store.js'; // manifest, run.json, skipped.jsonl, lock, report's run reader
 
 // dist/scripts/fuzz/ → repository root (fixtures stay in the source tree).
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -17,8 +19,10 @@ export interface FuzzTarget {
   name: string;
   /** Corpus files, relative to the repository root. */
   corpus: () => string[];
-  /** Must not throw. `r` gives deterministic randomness (e.g. chunk sizes). */
-  run: (text: string, r: () => number) => void;
+  /** Must not throw (nor reject). `r` gives deterministic randomness (e.g. chunk sizes). */
+  run: (text: string, r: () => number) => void | Promise<void>;
+  /** Called once after the target's last input (scratch folders). */
+  teardown?: () => void;
 }
 
 function filesIn(rel: string, ext = '.txt'): string[] {
@@ -39,7 +43,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'kmemleak',
     corpus: () => [...filesIn('test/fixtures/kmemleak'), ...filesIn('test/fixtures/shared/kmemleak')],
-    run(text, r) {
+    async run(text, r) {
       // In memory, and streamed in random chunk sizes: both must agree on the record count.
       const a = parseKmemleakText(text);
       const fp = new Fingerprinter();
@@ -58,8 +62,20 @@ export const TARGETS: FuzzTarget[] = [
       hz.result();
       for (const rec of a.records) checkRecord(rec);
       if (streamed !== a.records.length) throw new Error(`streamed ${streamed} records, in-memory ${a.records.length}`);
+      // the stream entry point (what reads files) over the same chunks
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < buf.length;) {
+        const n = 1 + Math.floor(r() * 65536);
+        chunks.push(buf.subarray(i, i + n));
+        i += n;
+      }
+      let fromStream = 0;
+      await parseKmemleakStream(chunks, (rec) => { fromStream++; checkRecord(rec); });
+      if (fromStream !== a.records.length) throw new Error(`parseKmemleakStream gave ${fromStream} records, in-memory ${a.records.length}`);
       if (p.counters.unparsedLines + p.counters.records > p.counters.lines + 1 && p.counters.lines > 0) throw new Error('counters inconsistent');
     },
   },
   ...MEMSTATE_TARGETS,
+  ...DEVICE_TARGETS,
+  ...STORE_TARGETS,
 ];
