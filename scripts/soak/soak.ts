@@ -70,7 +70,7 @@ export interface SoakSummary {
   durationS: number;
   schedule: FaultRecord[];
   faultsByKind: Record<string, { planned: number; fired: number; failed: number; resumeMaxS: number | null; freshMaxS: number | null; freshMedianS: number | null }>;
-  devices: Array<DeviceAccount & { role: 'heavy' | 'steady'; clockOffsetS: number; statusSkipped?: number; reportSkipped?: number; cycles: number }>;
+  devices: Array<DeviceAccount & { role: 'heavy' | 'steady'; clockOffsetS: number; statusSkipped?: number; reportSkipped?: number; cycles: number; leakCheck?: LeakCheck }>;
   totals: { cycles: number; written: number; pulled: number; lost: number; duplicated: number; mismatched: number; unledgered: number; skipped: number; interrupted: number; unexplained: number; leftOnDevice: number };
   kml: {
     incarnations: number;
@@ -91,6 +91,47 @@ export interface SoakSummary {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * kmemleak-level check (informational): kml_leaky's own counter against the distinct kml_leaky
+ * objects in the stored reports of the device's last boot. An object is reported by the cycle
+ * whose first scan already saw it, so the last stored snapshot (read at W) covers what was leaked
+ * before about W − scan-wait − 1 s; `expected` is the counter read at T minus the rate × (T − that).
+ */
+export interface LeakCheck { bootId: string; leaked: number; reported: number; expected: number; difference: number }
+
+function leakCheck(runDirs: string[], bootId: string, leaked: number, deviceNow: number, rate: number, scanWaitS: number): LeakCheck | undefined {
+  const addrs = new Set<string>();
+  let lastWall = 0;
+  for (const dir of runDirs) {
+    let text = '';
+    try {
+      text = fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      let e: { bootId?: string; wallTime?: number; conflict?: boolean; files?: Array<{ name: string; path: string }> };
+      try {
+        e = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (e.bootId !== bootId || e.conflict) continue;
+      lastWall = Math.max(lastWall, e.wallTime ?? 0);
+      const k = e.files?.find((f) => f.name === 'kmemleak.txt');
+      if (!k) continue;
+      const report = fs.readFileSync(path.join(dir, k.path), 'utf8');
+      for (const rec of report.split(/^(?=unreferenced object )/m)) {
+        const m = /^unreferenced object (?:\(\w+\) )?0x([0-9a-f]+)/.exec(rec);
+        if (m && rec.includes('kml_leaky')) addrs.add(m[1]);
+      }
+    }
+  }
+  if (!lastWall) return undefined;
+  const expected = Math.max(0, Math.round(leaked - rate * Math.max(0, deviceNow - (lastWall - scanWaitS - 1))));
+  return { bootId, leaked, reported: addrs.size, expected, difference: addrs.size - expected };
+}
 
 /** kml's serial-safe folder name, written out here on purpose (the accounting does not use kml's code). */
 const serialSafe = (s: string) => s.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -496,7 +537,14 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
           problems.push(`${s}: kml report shows ${reportSkipped} skipped cycle(s), skipped.log has ${skipped.length}`);
         }
       }
-      accounts.push({ ...acc, role: i === o.heavy ? 'heavy' : 'steady', clockOffsetS: clockOffset[i], statusSkipped, reportSkipped, cycles: acc.maxSeq });
+      // kmemleak level: kml_leaky's counter against the objects in the stored reports (this boot)
+      let leaks: LeakCheck | undefined;
+      const lk = await server.shell(s, 'cat /sys/module/kml_leaky/parameters/leaked_objects /proc/sys/kernel/random/boot_id; date +%s');
+      const [leakedText, bootText, nowText] = lk.out.trim().split(/\s+/);
+      if (/^\d+$/.test(leakedText ?? '') && /^\d+$/.test(nowText ?? '')) {
+        leaks = leakCheck(st.runDirs, (bootText ?? '').toLowerCase(), Number(leakedText), Number(nowText), o.leakRate, o.scanWaitS);
+      }
+      accounts.push({ ...acc, role: i === o.heavy ? 'heavy' : 'steady', clockOffsetS: clockOffset[i], statusSkipped, reportSkipped, cycles: acc.maxSeq, leakCheck: leaks });
       if (!acc.ok) problems.push(`${s}: accounting failed (lost ${acc.lost.length}, duplicated ${acc.duplicated.length}, mismatched ${acc.mismatched.length}, unledgered ${acc.unledgered.length}, unexplained gaps ${acc.unexplained.length}, left on device ${acc.leftOnDevice.length}, runs ${acc.runs}, written ${acc.written})`);
       if (acc.leaks === 0) problems.push(`${s}: no leaks in any snapshot (kml_leaky not reported?)`);
     }

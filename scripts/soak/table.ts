@@ -29,6 +29,14 @@ export function renderSummary(r: SoakSummary): string {
   ]));
   out.push('(skipped = skipped.log / kml status / kml report; interrupted = the cycle an agent died in, nothing published or cleared;');
   out.push(' gaps = sequence numbers nobody accounts for; lag = device wall time to host pulledAt; cadence = gap between snapshot wall times)');
+  const withLeaks = r.devices.filter((d) => d.leakCheck);
+  if (withLeaks.length) {
+    out.push('kmemleak level (last boot of each device): kml_leaky objects leaked (module counter) vs distinct kml_leaky objects in the stored reports');
+    for (const d of withLeaks) {
+      const l = d.leakCheck!;
+      out.push(`  ${d.serial}: leaked ${l.leaked}, reported ${l.reported}, expected ≈ ${l.expected} (the last ${l.leaked - l.expected} too young for the last snapshot), difference ${l.difference >= 0 ? '+' : ''}${l.difference}`);
+    }
+  }
   out.push('');
   out.push(pad([
     ['fault', 'fired', 'failed', 'resume max', 'fresh max', 'fresh median'],
