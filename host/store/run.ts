@@ -1,7 +1,7 @@
 // A run: one folder <out>/<serial-safe>/<run-id>/ holding run.json, manifest.jsonl, kml.log and
 // the boot segments. Creating, resuming and closing runs lives here.
 //
-// Resume rule (documented in LAYOUT.md): `kml collect`/`kml pull`/`kml stop` continue the LATEST
+// Resume rule (documented in README, "Resuming"): `kml collect`/`kml pull`/`kml stop` continue the LATEST
 // run of that serial under --out when that run was not closed, i.e. it has no `ended` record with
 // clean=true. A run is closed cleanly by `--count`/`--duration` reached, Ctrl-C/SIGTERM, or
 // `kml stop`, each after a final pull that left nothing on the device. A collector killed with

@@ -92,7 +92,7 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const RUN_ID = '\\d{8}T\\d{6}Z-[0-9a-f]{4,16}';
 const MEM = '(meminfo|vmstat|buddyinfo|zoneinfo|slabinfo|pagetypeinfo)\\.txt';
 const SNAP = `(kmemleak_log_\\d+\\.txt|meta_\\d+\\.json|kmsg_\\d+\\.txt|mem_\\d+|mem_\\d+/${MEM})`;
-/** Every path the store layout (host/store/layout.ts, LAYOUT.md) allows under <out>. */
+/** Every path the store layout (host/store/layout.ts, README "Store layout") allows under <out>. */
 const STORE_PATH = new RegExp(
   `^[A-Za-z0-9._-]+(/\\.kml-collect\\.lock\\.\\d+|/${RUN_ID}(/(run\\.json|manifest\\.jsonl|kml\\.log|boot-${UUID}(/(${SNAP}|conflict-[0-9a-f]{6,64}(/${SNAP})?))?))?)?$`,
 );
