@@ -61,6 +61,12 @@ function validate(o: unknown): string | undefined {
   if (typeof e.bootId !== 'string') return 'bootId missing';
   if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq)) return 'seq missing';
   if (!Array.isArray(e.files)) return 'files missing';
+  for (const f of e.files as unknown[]) {
+    const x = f as Partial<ManifestFile> | null;
+    if (typeof x !== 'object' || x === null || typeof x.name !== 'string' || typeof x.path !== 'string' || typeof x.sha256 !== 'string' || typeof x.bytes !== 'number') {
+      return 'a file entry lacks name, path, bytes or sha256';
+    }
+  }
   if (typeof e.digest !== 'string') return 'digest missing';
   return undefined;
 }

@@ -71,6 +71,7 @@ for (const target of targets) {
   failures.push(...res.failures);
   const stats = res.targets[0] ?? { target, inputs: res.inputs, failures: res.failures.length, totalMs: res.totalMs, maxMs: res.maxMs, bytes: res.bytes };
   rows.push({ ...stats, wallMs: res.wallMs, peakRssBytes: res.peakRssBytes });
+  if (!json) console.error(`fuzz: ${target}: ${stats.inputs} inputs, ${res.failures.length} failure(s), ${(res.wallMs / 1000).toFixed(1)} s`);
   if (res.peakRssBytes > maxRssMb * 1048576) {
     failures.push({ target, i: -1, seed, kind: 'worker', message: `peak RSS ${mb(res.peakRssBytes)} above the ${maxRssMb} MB bound` });
   }

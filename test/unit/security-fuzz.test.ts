@@ -13,7 +13,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { runFuzz } from '../../scripts/fuzz/run-fuzz.js';
+import { mutatedInput, rng } from '../../scripts/fuzz/mutate.js';
 import { TARGETS } from '../../scripts/fuzz/targets.js';
+import { parseManifest } from '../../host/store/manifest.js';
 
 test('every fuzz target has a real corpus', () => {
   for (const t of TARGETS) {
@@ -50,6 +52,26 @@ test('the time bound holds: a run past its deadline stops with a time failure', 
   const res = await runFuzz({ targets: ['memstate'], iterations: 100_000, seed: 1, perInputMs: 10_000 }, 60_000, undefined, { deadlineMs: 1_500 });
   assert.ok(res.failures.some((f) => f.kind === 'time'), JSON.stringify(res.failures).slice(0, 500));
   assert.ok(res.wallMs < 30_000);
+});
+
+test('inputs the long run (seed 20251127) found stay fixed: a manifest file entry without a path', async () => {
+  // `kml report` on a run whose manifest.jsonl had a damaged file entry died with a TypeError
+  // (f.name.endsWith / path.resolve(undefined)): the manifest reader now refuses such a line.
+  const t = TARGETS.find((x) => x.name === 'store-files')!;
+  const files = t.corpus();
+  const corpus = files.map((f) => fs.readFileSync(path.join(REPO_ROOT, f), 'utf8'));
+  try {
+    for (const i of [2638, 2906, 3480]) {
+      const m = mutatedInput(corpus, 20251127, i);
+      await t.run(m.text, rng(20251127 + i));
+    }
+  } finally {
+    t.teardown?.();
+  }
+  const line = JSON.stringify({ schemaVersion: 1, serial: 's', bootId: 'b', seq: 1, digest: 'd', files: [{ name: 'kmemleak.txt', pah: 'x', bytes: 1, sha256: 'a' }] });
+  const read = parseManifest(`${line}\n`);
+  assert.equal(read.entries.length, 0);
+  assert.match(read.bad[0].reason, /file entry/);
 });
 
 test('every parser of device or store text is fuzzed', () => {
