@@ -34,6 +34,12 @@ export type { AnalyzedRun } from './model.js';
 /** A record as the analysis reads it: from the parser in this thread, or from a parse worker's batch. */
 type AnyRecord = ParsedRecord | BatchRecord;
 
+/** What the analysis derives once per distinct stack: its identity and which rules' stack part it matches. */
+interface StackFacts {
+  id: StackIdentity;
+  sm: boolean[];
+}
+
 export const DEFAULT_BOOT_WINDOW_S = 60;
 /** Interval assumed between snapshots when nothing tells the time (the seed's `sleep 600`). */
 export const DEFAULT_INTERVAL_S = 600;
@@ -203,6 +209,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const ruleIndex = new Map<CompiledRule, number>(rules.map((r, i) => [r, i]));
   const table = new GroupTable(candidates.length, groupRules);
   const groupRuleIndex = groupRules.map((r) => ruleIndex.get(r)!);
+  // Rules that say nothing about the object (type, size, comm) match every object of a matching stack.
+  const groupRuleAnyObject = groupRules.map((r) => r.rule.objectType === undefined && r.rule.size === undefined && r.rule.comm === undefined);
   const recordRuleIndex = recordRules.map((r) => ruleIndex.get(r)!);
   const scratchUptimes: (number | null)[] = new Array(candidates.length).fill(null);
   const scratchMasks: number[] = new Array(groupRules.length).fill(0);
@@ -216,7 +224,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   };
   const snapshots: SnapshotInfo[] = [];
   const formatCounts = new Map<string, number>();
-  const bits = { 32: 0, 64: 0 };
+  let bits32 = 0;
+  let bits64 = 0;
   // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
   const objectSets = [new ObjectSet(), new ObjectSet()];
   let prevKeys: ObjectSet | null = null;
@@ -262,13 +271,15 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
       const sid = r.stackId();
       const stackTable = r.stackTable!; // set by stackId()
-      let id = stackTable.memo[sid] as StackIdentity | undefined;
-      if (id === undefined) {
+      let facts = stackTable.memo[sid] as StackFacts | undefined;
+      if (facts === undefined) {
         const text = stackTable.text(sid);
-        id = fingerprinter.identifyStack(text, () => framesOfStackText(text));
-        stackTable.memo[sid] = id;
+        const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
+        facts = { id: stackId, sm: stackMatches(stackId) };
+        stackTable.memo[sid] = facts;
       }
-      const sm = stackMatches(id);
+      const id = facts.id;
+      const sm = facts.sm;
       // Record rules: the first matching one moves the record to a suppressed group.
       let recordRule: CompiledRule | null = null;
       for (let k = 0; k < recordRules.length; k++) {
@@ -294,7 +305,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       const ruleMasks = scratchMasks;
       for (let k = 0; k < groupRules.length; k++) {
         const gr = groupRules[k];
-        ruleMasks[k] = !sm[groupRuleIndex[k]] || !gr.matchesObject(r) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+        ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
       }
       const repeat = previous !== null && previous.has(r);
       if (repeat) snap.repeatedFromPrevious++;
@@ -308,7 +319,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       seen.set(r, g.index);
       snap.records++;
       formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
-      bits[r.pointerBits]++;
+      if (r.pointerBits === 32) bits32++;
+      else bits64++;
     };
     const fp = pool ? await pool.parse(poolIndex++, onRecord) : await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
     // lo and hi are the same record exactly when no later record had other jiffies.
@@ -457,7 +469,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       ...infoRest,
       bootIds,
       hz,
-      pointerBits: bits[64] === 0 && bits[32] === 0 ? null : bits[64] >= bits[32] ? 64 : 32,
+      pointerBits: bits64 === 0 && bits32 === 0 ? null : bits64 >= bits32 ? 64 : 32,
       formats: Object.fromEntries(formatCounts),
       snapshotMode,
     },

@@ -122,11 +122,15 @@ export class GroupTable {
     }
     g.seen++;
     g.lastSeen = u.snapshot;
-    if (g.sizes.has(r.size) || g.sizes.size < MAX_SIZES) g.sizes.set(r.size, (g.sizes.get(r.size) ?? 0) + 1);
+    const sizeCount = g.sizes.get(r.size);
+    if (sizeCount !== undefined) g.sizes.set(r.size, sizeCount + 1);
+    else if (g.sizes.size < MAX_SIZES) g.sizes.set(r.size, 1);
     if (r.size < g.minSize) g.minSize = r.size;
     if (r.size > g.maxSize) g.maxSize = r.size;
     const comm = r.comm ?? '?';
-    if (g.comms.has(comm) || g.comms.size < MAX_COMMS) g.comms.set(comm, (g.comms.get(comm) ?? 0) + 1);
+    const commCount = g.comms.get(comm);
+    if (commCount !== undefined) g.comms.set(comm, commCount + 1);
+    else if (g.comms.size < MAX_COMMS) g.comms.set(comm, 1);
     if (r.objectType === 'percpu') g.percpu++;
     if (r.truncated) g.truncated++;
     if (r.fromDmesg) g.fromDmesg++;

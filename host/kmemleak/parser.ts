@@ -169,6 +169,7 @@ const LIT_BACKTRACE = bytesOf('backtrace');
 const LIT_CRC = bytesOf(' (crc ');
 const LIT_TAG = bytesOf(KMEMLEAK_TAG);
 const LIT_PTRVAL = bytesOf('ptrval');
+const LIT_INLINE = bytesOf(' [inline]');
 // Read backwards, from their last character (the comm line is parsed from its end).
 const reversed = (s: string): number[] => bytesOf(s).reverse();
 const LIT_JIFFIES_R = reversed(', jiffies ');
@@ -215,6 +216,46 @@ function commString(b: Uint8Array, s: number, e: number): string {
   const str = (b as FastBuffer).latin1Slice(s, e);
   commCache[h] = str;
   return str;
+}
+
+const LIT_BUG = bytesOf('BUG: memory leak');
+
+/** RE_OTHER_TOOL_HEADER's syzkaller branch: `[YYYY/MM/DD hh:mm:ss ]BUG: memory leak`, then blanks. */
+function matchOtherToolHeader(b: Uint8Array, i: number, end: number): boolean {
+  let j = i;
+  if (b[j] !== 66) {
+    // \d{4}/\d\d/\d\d \d\d:\d\d:\d\d and a space: digits at 0-3, 5-6, 8-9, 11-12, 14-15, 17-18
+    for (let k = 0; k < 19; k++) {
+      const c = b[j + k];
+      const want = k === 4 || k === 7 ? 47 : k === 10 ? 32 : k === 13 || k === 16 ? 58 : -1;
+      if (want < 0 ? !(CLASS[c] & C_DIGIT) : c !== want) return false;
+    }
+    if (b[j + 19] !== 32) return false;
+    j += 20;
+  }
+  return at(b, j, LIT_BUG) && blankTo(b, j + LIT_BUG.length, end);
+}
+
+/** b[s, e) are all hex digits. */
+function hexRun(b: Uint8Array, s: number, e: number): boolean {
+  for (let k = s; k < e; k++) if (!(CLASS[b[k]] & C_HEX)) return false;
+  return true;
+}
+
+/** The hex digits from s are exactly 8 or 16 f/F (TERMINATORS). */
+function allFs(b: Uint8Array, s: number): boolean {
+  let k = s;
+  while ((b[k] | 0x20) === 102) k++;
+  return (k - s === 8 || k - s === 16) && !(CLASS[b[k]] & C_HEX);
+}
+
+/** b[s, e) (no spaces) is RE_FRAME's `\S+:\d+`: printable, a `:` after one character at least, digits to the end. */
+function isSourceToken(b: Uint8Array, s: number, e: number): boolean {
+  let d = e;
+  while (d > s && CLASS[b[d - 1]] & C_DIGIT) d--;
+  if (d === e || d - 1 <= s || b[d - 1] !== 58 /* : */) return false;
+  for (let k = s; k < d - 1; k++) if (!(CLASS[b[k]] & C_PRINT)) return false;
+  return true;
 }
 
 /** Only spaces from i to end (the regexes' `\s*$` on printable ASCII). */
@@ -494,20 +535,29 @@ export class KmemleakParser implements ByteLineSink {
     if (c === 117 && this.byteHeader(b, i, end, dmesg || tagged)) return true;
     switch (this.state) {
       case 'backtrace':
-        return this.byteFrame(b, i, end);
+        if (this.byteFrame(b, i, end)) return true;
+        break;
       case 'hex': {
         const r = this.byteHexRow(b, i, end);
         if (r !== 0) return r > 0;
-        return c === 98 /* b */ && this.byteBacktraceHeader(b, i, end);
+        if (c === 98 /* b */) return this.byteBacktraceHeader(b, i, end);
+        break;
       }
       case 'record':
         if (c === 99 /* c */) return this.byteComm(b, i, end);
         if (c === 104 /* h */) return this.byteHexHeader(b, i, end);
         if (c === 98 /* b */) return this.byteBacktraceHeader(b, i, end);
-        return false;
+        break;
       default:
-        return false;
+        break;
     }
+    // syzkaller's `BUG: memory leak` line between records: no record recogniser takes it in any
+    // state, so the table's `other-tool-header` does.
+    if ((c === 66 /* B */ || (c >= 48 && c <= 57)) && matchOtherToolHeader(b, i, end)) {
+      this.counters.ignoredLines['other-tool-header'] = (this.counters.ignoredLines['other-tool-header'] ?? 0) + 1;
+      return true;
+    }
+    return false;
   }
 
   /** RE_HEADER → _startRecord. */
@@ -553,8 +603,10 @@ export class KmemleakParser implements ByteLineSink {
       const s0 = j + 1;
       if (s0 === s1 || !atBack(b, j, LIT_AGE_R, c0)) return false;
       j -= LIT_AGE_R.length;
-      const d = (k: number): number => (f0 + k < f1 ? b[f0 + k] - 48 : 0);
-      ageMs = digitsValue(b, s0, s1) * 1000 + (d(0) * 100 + d(1) * 10 + d(2));
+      // Milliseconds: the first three fraction digits, padded with zeros (as padEnd(3, '0').slice(0, 3)).
+      const n = f1 - f0;
+      const ms = (b[f0] - 48) * 100 + (n > 1 ? (b[f0 + 1] - 48) * 10 : 0) + (n > 2 ? b[f0 + 2] - 48 : 0);
+      ageMs = digitsValue(b, s0, s1) * 1000 + ms;
     }
     const j1 = j + 1;
     while (j >= c0 && CLASS[b[j]] & C_DIGIT) j--;
@@ -689,6 +741,10 @@ export class KmemleakParser implements ByteLineSink {
     while (CLASS[b[j]] & C_SYM) j++;
     if (j === s0) return false;
     const r = this.rec;
+    // Which RE_FRAME branch: `sym+0xOFF/0xSIZE [mod]`, a bare `0xADDR`, or (symbolized logs only)
+    // a name followed by its source position.
+    let bare = false;
+    let needSource = false;
     if (b[j] === 43 /* + */) {
       if (b[j + 1] !== 48 || b[j + 2] !== 120) return false;
       j += 3;
@@ -706,21 +762,26 @@ export class KmemleakParser implements ByteLineSink {
         if (k === m0 || b[k] !== 93) return false;
         j = k + 1;
       }
-      if (!blankTo(b, j, end)) return false;
+    } else if (b[s0] === 48 && b[s0 + 1] === 120 && j - s0 > 2 && hexRun(b, s0 + 2, j)) {
+      bare = true; // unresolved: the whole token is 0x + hex digits
     } else {
-      // Unresolved: the whole token is 0x + hex digits (RE_FRAME's bare-address branch).
-      if (b[s0] !== 48 || b[s0 + 1] !== 120 || j - s0 < 3) return false;
-      let allF = true;
-      for (let k = s0 + 2; k < j; k++) {
-        const cl = CLASS[b[k]];
-        if (!(cl & C_HEX)) return false;
-        if ((b[k] | 0x20) !== 102) allF = false;
+      needSource = true; // `name file:line`: RE_FRAME's last branch needs the position
+    }
+    // Then RE_FRAME's optional ` file:line` and ` [inline]` (symbolized logs), and blanks.
+    if (b[j] === 32 && j + 1 < end && b[j + 1] !== 32) {
+      let k = j + 1;
+      while (k < end && b[k] !== 32) k++;
+      if (isSourceToken(b, j + 1, k)) {
+        j = k;
+        needSource = false;
       }
-      if (!blankTo(b, j, end)) return false;
-      if (allF && (j - s0 - 2 === 8 || j - s0 - 2 === 16)) { // the old ULONG_MAX terminator
-        r.terminator = true;
-        return true;
-      }
+    }
+    if (needSource) return false;
+    if (b[j] === 32 && at(b, j, LIT_INLINE)) j += LIT_INLINE.length;
+    if (!blankTo(b, j, end)) return false;
+    if (bare && allFs(b, s0 + 2)) { // the old ULONG_MAX terminator, 8 or 16 f's
+      r.terminator = true;
+      return true;
     }
     if (r.frameCount >= MAX_FRAMES) {
       this.addIssue('excess-frames');

@@ -97,8 +97,13 @@ test('byte path: the grammar edges, record by record', () => {
       '    [<ffffffff>] 0xffffffff', '    [<ffffffffffffffff>] 0xFFFFFFFFFFFFFFFF', '    0xffffffffc003102d', '    0xffffffffc003102g', '    0xfffffffff',
       '    foo+0x1/0x2 [mod] [inline]', '    foo+0x1/0x2 mm/slub.c:12', '    foo mm/slub.c:12 [inline]', '    foo+0x1/0x2 [', '    foo+0x1/0x2 [m',
       '    foo+0x1/0x2 []', '    foo+0x/0x2', '    foo+1/0x2', '    [<>] foo+0x1/0x2', '    [<12>]foo+0x1/0x2', '    [<12>]\tfoo+0x1/0x2',
-      '[ C1] kmemleak:     [<ffffffff81000000>] foo+0x1/0x2', 'unix_create1+0x1/0x2', '    usb_alloc+0x10/0x20 [usb]', '    0x10+0x1/0x2'],
-    ['', ' ', '[ 1.x] foo', '<1234>x', '6,1,2,-;kmemleak: x', 'BUG: memory leak', 'Object 0x10 (size 8):', '  count = 1'],
+      '[ C1] kmemleak:     [<ffffffff81000000>] foo+0x1/0x2', 'unix_create1+0x1/0x2', '    usb_alloc+0x10/0x20 [usb]', '    0x10+0x1/0x2',
+      '    0xffffffffc003102d mm/x.c:9', '    foo x.c:1x', '    foo+0x1/0x2 [a]:1', '    foo  x.c:1', '    0xabg x.c:1', '    foo+0x1/0x2 [m] [x:1',
+      '    [<ffffffff>] 0xffffffff x.c:1', '    foo x.c:1 [inline]  ', '    foo :1', '    foo x:', '    foo x.c:1 [inline] [inline]', '    foo+0x1/0x2 x.c:1 y.c:2',
+      '    __kmalloc_cache_noprof+0x42f/0x5e0 mm/slub.c:5719', '    kmalloc_noprof include/linux/slab.h:957 [inline]'],
+    ['', ' ', '[ 1.x] foo', '<1234>x', '6,1,2,-;kmemleak: x', 'BUG: memory leak', 'Object 0x10 (size 8):', '  count = 1',
+      '2018/01/09 14:28:48 BUG: memory leak', '2018/01/09 14:28:48 BUG: memory leak x', 'BUG: memory leak  ', '2018/01/9 14:28:48 BUG: memory leak',
+      '  BUG: memory leak', '[  1.000000] BUG: memory leak', '20 18 BUG: memory leak'],
   ];
   const r = rng(7);
   const pick = (xs: string[]): string => (r() < 0.6 ? xs[0] : xs[Math.floor(r() * xs.length)]);
