@@ -425,10 +425,11 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const recent = options.recentSnapshots ?? Math.max(2, Math.ceil(n / 4));
   const tAxis = snapshots.map((s) => s.t);
   const hasData = snapshots.map((s) => s.status !== 'missing' && s.status !== 'unreadable');
+  const trendCtx = { t: tAxis, recent, hasData };
   const groups: LeakGroup[] = [];
   const suppressed: SuppressedGroup[] = [];
   for (const g of table.groups.values()) {
-    const tr = trendOf(g.series, { t: tAxis, recent, hasData });
+    const tr = trendOf(g.series, trendCtx);
     const lg = toLeakGroup(g, tr, c, displayStack(g.sampleStack));
     let by: CompiledRule | null = g.recordRule;
     if (!by) {

@@ -155,8 +155,7 @@ export class GroupTable {
 // --- statistics -------------------------------------------------------------------------------------
 
 /** Least-squares slope of y over x; null when fewer than 2 distinct x. */
-export function leastSquaresSlope(xs: readonly number[], ys: readonly number[]): number | null {
-  const n = xs.length;
+export function leastSquaresSlope(xs: ArrayLike<number>, ys: ArrayLike<number>, n = xs.length): number | null {
   if (n < 2) return null;
   let sx = 0;
   let sy = 0;
@@ -194,13 +193,33 @@ export interface TrendResult {
  * from the snapshot before the group first appeared (a real observation of zero) to the end of
  * the run, cumulative values carried forward between appearances.
  */
+/** Per context (one per analysis, shared by its groups): the last snapshot with data and where "recent" starts. */
+const windows = new WeakMap<TrendContext, { lastData: number; recentStart: number }>();
+
+function windowOf(ctx: TrendContext): { lastData: number; recentStart: number } {
+  let w = windows.get(ctx);
+  if (!w) {
+    const n = ctx.t.length;
+    // Snapshots without data (file missing or unreadable) neither end the run nor count as recent.
+    const withData: number[] = [];
+    for (let i = 0; i < n; i++) if (ctx.hasData[i] !== false) withData.push(i);
+    w = {
+      lastData: withData.length ? withData[withData.length - 1] : n - 1,
+      recentStart: withData.length ? withData[Math.max(0, withData.length - ctx.recent)] : 0,
+    };
+    windows.set(ctx, w);
+  }
+  return w;
+}
+
+/** Points fitted by trendOf (reused: one group at a time). */
+let fitX = new Float64Array(256);
+let fitBytes = new Float64Array(256);
+let fitObjects = new Float64Array(256);
+
 export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): TrendResult {
   const n = ctx.t.length;
-  // Snapshots without data (file missing or unreadable) neither end the run nor count as recent.
-  const withData: number[] = [];
-  for (let i = 0; i < n; i++) if (ctx.hasData[i] !== false) withData.push(i);
-  const lastData = withData.length ? withData[withData.length - 1] : n - 1;
-  const recentStart = withData.length ? withData[Math.max(0, withData.length - ctx.recent)] : 0;
+  const { lastData, recentStart } = windowOf(ctx);
   let snapshotsWithNew = 0;
   let lastNew = -1;
   for (const p of series) if (p.newObjects > 0) { snapshotsWithNew++; lastNew = p.snapshot; }
@@ -210,9 +229,15 @@ export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): Trend
   else if (snapshotsWithNew >= 2) status = lastNew >= recentStart ? 'growing' : 'steady';
   else status = 'one-shot';
 
-  const xs: number[] = [];
-  const yb: number[] = [];
-  const yo: number[] = [];
+  if (fitX.length < n) {
+    fitX = new Float64Array(n);
+    fitBytes = new Float64Array(n);
+    fitObjects = new Float64Array(n);
+  }
+  const xs = fitX;
+  const yb = fitBytes;
+  const yo = fitObjects;
+  let m = 0;
   let k = 0;
   let cumB = 0;
   let cumO = 0;
@@ -222,11 +247,12 @@ export function trendOf(series: readonly GroupPoint[], ctx: TrendContext): Trend
     while (k < series.length && series[k].snapshot <= i) { cumB = series[k].cumBytes; cumO = series[k].cumObjects; k++; }
     const t = ctx.t[i];
     if (t === null || t === undefined || ctx.hasData[i] === false) continue;
-    xs.push(t / 3600);
-    yb.push(cumB);
-    yo.push(cumO);
+    xs[m] = t / 3600;
+    yb[m] = cumB;
+    yo[m] = cumO;
+    m++;
   }
-  return { status, bytesPerHour: leastSquaresSlope(xs, yb), objectsPerHour: leastSquaresSlope(xs, yo), snapshotsWithNew };
+  return { status, bytesPerHour: leastSquaresSlope(xs, yb, m), objectsPerHour: leastSquaresSlope(xs, yo, m), snapshotsWithNew };
 }
 
 function top<K>(m: Map<K, number>): Array<[K, number]> {
