@@ -24,8 +24,8 @@ function arg(name: string, def: string): string {
 
 const iterations = Number(arg('--iterations', '10000'));
 const seed = Number(arg('--seed', String(Date.now() % 1_000_000)));
-// inputs reach 4 MB; every parser is linear, so 5 s only trips on runaway (superlinear) behaviour
-const perInputMs = Number(arg('--per-input-ms', '5000'));
+// inputs reach 4 MB; every parser is linear, so 10 s (room for a loaded 2-core box) only trips on runaway behaviour
+const perInputMs = Number(arg('--per-input-ms', '10000'));
 const hangMs = Number(arg('--hang-ms', '30000'));
 const maxHeapMb = Number(arg('--max-heap-mb', '1024'));
 const maxRssMb = Number(arg('--max-rss-mb', '1536'));
