@@ -236,7 +236,7 @@ export class AgentControl {
     const staging = `${stageDir}/${AGENT_FILE}`;
     const tmp = `${this.scriptPath}.tmp`;
     try {
-      await this.adb.shellOk(this.serial, `umask 077 && mkdir ${shq(stageDir)}`, { timeoutMs: this.timeoutMs });
+      await this.adb.shellOk(this.serial, `(umask 022 && mkdir -p ${shq(path.posix.dirname(stageDir))}) && umask 077 && mkdir ${shq(stageDir)}`, { timeoutMs: this.timeoutMs });
       await this.adb.push(this.serial, script, staging, { mode: 0o755, timeoutMs: 60_000 });
       await this.rootShellOk([
         'umask 022',

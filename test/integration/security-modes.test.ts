@@ -125,6 +125,16 @@ describe('file modes on the device and in the store', { timeout: 10 * 60_000 }, 
     assert.deepEqual((await fs.readdir(sc.dev)).filter((n) => n !== 'kml'), [], 'no staging leftovers');
   });
 
+  test('device: an agent folder whose parent does not exist yet is created, not group/world-writable', async () => {
+    const sc = await scene('no-parent');
+    const agentDir = path.join(sc.s, 'new', 'parent', 'kml');
+    const args = sc.args(['--interval', '1', '--count', '1']).map((a) => (a === sc.agentDir ? agentDir : a));
+    const r = await runKml(['collect', ...args], { env: server.env });
+    assertClearOutcome(r, 'kml collect into a new folder', [0]);
+    assert.deepEqual(await writableByOthers(path.join(sc.s, 'new')), []);
+    assert.deepEqual(await fs.readdir(path.join(sc.s, 'new', 'parent')), ['kml'], 'no staging leftovers');
+  });
+
   for (const umask of ['027', '077', '002']) {
     test(`store: created with the user's umask ${umask}`, async () => {
       const sc = await scene(`umask-${umask}`);
