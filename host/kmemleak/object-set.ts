@@ -5,9 +5,11 @@
 //
 // Why not a Map<string, …>: a snapshot can hold hundreds of thousands of objects, and a string key
 // per object is ~100 bytes of heap that lives through the whole read (so the GC promotes it and the
-// old generation, and the RSS, grow with the largest snapshot). Here an object costs one slot of
-// typed arrays (4 words, at most 2/3 full): numbers, outside the JS heap, no garbage. Addresses
-// longer than 16 hex digits (not a real kernel pointer) fall back to a string-keyed Map.
+// old generation, and the RSS, grow with the largest snapshot). Here an object costs one 16-byte
+// slot of typed arrays (at most 4/5 full): address halves, jiffies as an offset from the first
+// object's, value and address length packed in one word. Numbers, outside the JS heap, no garbage.
+// The rare objects that do not fit (address over 16 hex digits, no jiffies, jiffies more than
+// 2^31 away from the first object's) go to a string-keyed Map.
 
 /** What identifies an object: ParsedRecord has these. */
 export interface ObjectKey {
@@ -20,121 +22,179 @@ export interface ObjectKey {
 }
 
 const MIN_CAPACITY = 1024;
+/** Values must be below this (they share a word with the address length). */
+const MAX_VALUE = (1 << 26) - 2;
+const LEN_SHIFT = 26;
+const VALUE_MASK = (1 << LEN_SHIFT) - 1;
 
 export class ObjectSet {
   private cap = MIN_CAPACITY;
-  /** Per slot: address high and low halves, address length (0 = empty slot). */
   private hi = new Int32Array(this.cap);
   private lo = new Int32Array(this.cap);
-  private len = new Uint8Array(this.cap);
-  /** Per slot: jiffies, or −(line + 1) when the record had none (jiffies are never negative). */
-  private when = new Float64Array(this.cap);
-  private val = new Int32Array(this.cap);
+  /** jiffies − base. */
+  private dj = new Int32Array(this.cap);
+  /** (value + 1) | (address length << 26); 0 = empty slot. */
+  private tag = new Int32Array(this.cap);
   private count = 0;
-  private long: Map<string, number> | null = null;
+  private base = 0;
+  private haveBase = false;
+  private other: Map<string, number> | null = null;
 
   get size(): number {
-    return this.count + (this.long?.size ?? 0);
+    return this.count + (this.other?.size ?? 0);
   }
 
   /** Empty the set; keeps its storage unless it is much bigger than what it last held. */
   clear(): void {
     if (this.cap > MIN_CAPACITY && this.count * 8 < this.cap) this.alloc(MIN_CAPACITY);
-    else this.len.fill(0);
+    else this.tag.fill(0);
     this.count = 0;
-    this.long = null;
+    this.haveBase = false;
+    this.other = null;
   }
 
   private alloc(cap: number): void {
     this.cap = cap;
     this.hi = new Int32Array(cap);
     this.lo = new Int32Array(cap);
-    this.len = new Uint8Array(cap);
-    this.when = new Float64Array(cap);
-    this.val = new Int32Array(cap);
+    this.dj = new Int32Array(cap);
+    this.tag = new Int32Array(cap);
   }
 
   /** Slot of the key, or of the empty slot where it would go. */
-  private slot(hi: number, lo: number, len: number, when: number): number {
-    let h = Math.imul(hi ^ Math.imul(lo, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(when | 0, 0xc2b2ae35) ^ Math.imul((when / 4294967296) | 0, 0x27d4eb2f) ^ len;
+  private slot(hi: number, lo: number, len: number, dj: number): number {
+    let h = Math.imul(hi ^ Math.imul(lo, 0x9e3779b1), 0x85ebca6b) ^ Math.imul(dj, 0xc2b2ae35) ^ len;
     h ^= h >>> 15;
     h = Math.imul(h, 0x2c1b3c6d);
     h ^= h >>> 13;
     const mask = this.cap - 1;
     let i = h & mask;
-    const L = this.len;
+    const T = this.tag;
     for (;;) {
-      const l = L[i];
-      if (l === 0 || (l === len && this.lo[i] === lo && this.hi[i] === hi && this.when[i] === when)) return i;
+      const t = T[i];
+      if (t === 0 || (t >>> LEN_SHIFT === len && this.lo[i] === lo && this.hi[i] === hi && this.dj[i] === dj)) return i;
       i = (i + 1) & mask;
     }
   }
 
-  private static when(k: ObjectKey): number {
-    return k.jiffies === null ? -(k.line + 1) : k.jiffies;
+  /** The jiffies offset for a typed-array slot, or NaN when the object goes to the Map. */
+  private offsetOf(k: ObjectKey): number {
+    if (k.addrLen > 16 || k.jiffies === null) return NaN;
+    if (!this.haveBase) return 0;
+    const d = k.jiffies - this.base;
+    return d >= -2147483648 && d <= 2147483647 ? d : NaN;
   }
 
-  private static longKey(k: ObjectKey): string {
+  private static otherKey(k: ObjectKey): string {
     return k.jiffies === null ? `${k.address}:?${k.line}` : `${k.address}:${k.jiffies}`;
   }
 
   /** The value stored for the object, or -1. */
   get(k: ObjectKey): number {
-    if (k.addrLen > 16) return this.long?.get(ObjectSet.longKey(k)) ?? -1;
-    const i = this.slot(k.addrHi | 0, k.addrLo | 0, k.addrLen, ObjectSet.when(k));
-    return this.len[i] === 0 ? -1 : this.val[i];
+    const d = this.offsetOf(k);
+    if (d !== d) return this.other?.get(ObjectSet.otherKey(k)) ?? -1;
+    if (this.count === 0) return -1;
+    const t = this.tag[this.slot(k.addrHi | 0, k.addrLo | 0, k.addrLen, d)];
+    return t === 0 ? -1 : (t & VALUE_MASK) - 1;
   }
 
   has(k: ObjectKey): boolean {
     return this.get(k) >= 0;
   }
 
-  /** Store the object with `value` (≥ 0), replacing any value it had. */
+  /** Store the object with `value` (0 ≤ value < 2^26 − 1), replacing any value it had. */
   set(k: ObjectKey, value: number): void {
-    if (k.addrLen > 16) {
-      (this.long ??= new Map()).set(ObjectSet.longKey(k), value);
+    if (value < 0 || value > MAX_VALUE) throw new RangeError(`ObjectSet value out of range: ${value}`);
+    const d = this.offsetOf(k);
+    if (d !== d) {
+      (this.other ??= new Map()).set(ObjectSet.otherKey(k), value);
       return;
+    }
+    if (!this.haveBase) {
+      this.base = k.jiffies!;
+      this.haveBase = true;
     }
     const hi = k.addrHi | 0;
     const lo = k.addrLo | 0;
-    const when = ObjectSet.when(k);
-    let i = this.slot(hi, lo, k.addrLen, when);
-    if (this.len[i] === 0) {
-      if ((this.count + 1) * 3 > this.cap * 2) {
+    let i = this.slot(hi, lo, k.addrLen, d);
+    if (this.tag[i] === 0) {
+      if ((this.count + 1) * 5 > this.cap * 4) {
         this.grow();
-        i = this.slot(hi, lo, k.addrLen, when);
+        i = this.slot(hi, lo, k.addrLen, d);
       }
       this.count++;
       this.hi[i] = hi;
       this.lo[i] = lo;
-      this.len[i] = k.addrLen;
-      this.when[i] = when;
+      this.dj[i] = d;
     }
-    this.val[i] = value;
+    this.tag[i] = (value + 1) | (k.addrLen << LEN_SHIFT);
   }
 
   private grow(): void {
-    const { hi, lo, len, when, val, cap } = this;
+    const { hi, lo, dj, tag, cap } = this;
     this.alloc(cap * 2);
     for (let j = 0; j < cap; j++) {
-      if (len[j] === 0) continue;
-      const i = this.slot(hi[j], lo[j], len[j], when[j]);
+      const t = tag[j];
+      if (t === 0) continue;
+      const i = this.slot(hi[j], lo[j], t >>> LEN_SHIFT, dj[j]);
       this.hi[i] = hi[j];
       this.lo[i] = lo[j];
-      this.len[i] = len[j];
-      this.when[i] = when[j];
-      this.val[i] = val[j];
+      this.dj[i] = dj[j];
+      this.tag[i] = t;
     }
   }
 
   /** Call `fn(value)` for every object of this set that `other` does not hold. */
   forEachMissingIn(other: ObjectSet, fn: (value: number) => void): void {
-    const { hi, lo, len, when, val } = this;
+    const { hi, lo, dj, tag } = this;
+    // The other set measures jiffies from its own base: compare absolute values.
+    const shift = this.base - other.base;
+    const comparable = other.haveBase && other.count > 0;
     for (let j = 0; j < this.cap; j++) {
-      if (len[j] === 0) continue;
-      const i = other.slot(hi[j], lo[j], len[j], when[j]);
-      if (other.len[i] === 0) fn(val[j]);
+      const t = tag[j];
+      if (t === 0) continue;
+      let found = false;
+      if (comparable) {
+        const d = dj[j] + shift;
+        if (d >= -2147483648 && d <= 2147483647) found = other.tag[other.slot(hi[j], lo[j], t >>> LEN_SHIFT, d)] !== 0;
+      }
+      // Objects whose offset does not fit the other set's range are in its Map, if anywhere.
+      if (!found && other.other !== null && (!comparable || !(dj[j] + shift >= -2147483648 && dj[j] + shift <= 2147483647))) {
+        found = other.other.has(`${hexKeyOf(hi[j], lo[j], t >>> LEN_SHIFT)}:${this.base + dj[j]}`);
+      }
+      if (!found) fn((t & VALUE_MASK) - 1);
     }
-    if (this.long) for (const [key, v] of this.long) if (!other.long?.has(key)) fn(v);
+    if (this.other) {
+      for (const [key, v] of this.other) {
+        if (other.other?.has(key)) continue;
+        if (other.hasOtherKey(key)) continue;
+        fn(v);
+      }
+    }
   }
+
+  /** Whether an object this set keeps in its Map (by its text key) is in the typed slots here. */
+  private hasOtherKey(key: string): boolean {
+    // `address:jiffies` with a ≤16-digit address and jiffies in range would be in the slots.
+    const colon = key.lastIndexOf(':');
+    const address = key.slice(0, colon);
+    const j = key.slice(colon + 1);
+    if (address.length > 16 || j.startsWith('?') || this.count === 0) return false;
+    const jiffies = Number(j);
+    const d = jiffies - this.base;
+    if (!(d >= -2147483648 && d <= 2147483647)) return false;
+    const n = address.length;
+    const hi = n > 8 ? parseInt(address.slice(0, n - 8), 16) | 0 : 0;
+    const lo = parseInt(address.slice(n > 8 ? n - 8 : 0), 16) | 0;
+    return this.tag[this.slot(hi, lo, n, d)] !== 0;
+  }
+}
+
+const HEX = '0123456789abcdef';
+
+/** The lowercase address text of a slot (len ≤ 16 digits). */
+function hexKeyOf(hi: number, lo: number, len: number): string {
+  let out = '';
+  for (let k = len - 1; k >= 0; k--) out += HEX[(k >= 8 ? hi >>> ((k - 8) * 4) : lo >>> (k * 4)) & 15];
+  return out;
 }
