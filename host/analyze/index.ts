@@ -192,6 +192,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const candidates = fixedHz !== null && fixedHz !== undefined ? [fixedHz] : [...HZ_CANDIDATES];
   const hzEst = new HzEstimator(candidates);
   const allCandidates = (1 << candidates.length) - 1;
+  // The estimator's answer is used only when HZ is neither given nor recorded.
+  const inferHz = fixedHz === null || fixedHz === undefined;
 
   const fingerprinter = new Fingerprinter({ framesInKey, extraSkipFrames });
   const rules = [...(builtin ? BUILTIN_SUPPRESSIONS : []), ...suppressCfg.rules].map(compileRule);
@@ -243,124 +245,124 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const inputStats = input.stats;
 
   try {
-  for (let index = 0; index < selected.length; index++) {
-    const s: SnapshotSource = selected[index];
-    const snap: SnapshotInfo = {
-      index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
-      files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
-      status: 'ok', inManifest: s.inManifest, meta: s.meta,
-    };
-    if (s.metaError) snap.error = s.metaError;
-    snapshots.push(snap);
-    const sameBoot = prevKeys !== null && s.bootId === prevBoot;
-    const previous = sameBoot ? prevKeys : null;
-    prevBoot = s.bootId;
-    if (!s.kmemleakPath) {
-      snap.status = 'missing';
-      prevKeys = null;
-      continue;
-    }
-    const seen: ObjectSet = objectSets[0] === prevKeys ? objectSets[1] : objectSets[0];
-    seen.clear();
-    const readUptime = s.uptimeS;
-    // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
-    const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
-    const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
-    const onRecord = (r: AnyRecord): void => {
-      if (seen.has(r)) { snap.duplicates++; return; }
-      // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
-      const sid = r.stackId();
-      const stackTable = r.stackTable!; // set by stackId()
-      let facts = stackTable.memo[sid] as StackFacts | undefined;
-      if (facts === undefined) {
-        const text = stackTable.text(sid);
-        const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
-        facts = { id: stackId, sm: stackMatches(stackId) };
-        stackTable.memo[sid] = facts;
+    for (let index = 0; index < selected.length; index++) {
+      const s: SnapshotSource = selected[index];
+      const snap: SnapshotInfo = {
+        index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
+        files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
+        status: 'ok', inManifest: s.inManifest, meta: s.meta,
+      };
+      if (s.metaError) snap.error = s.metaError;
+      snapshots.push(snap);
+      const sameBoot = prevKeys !== null && s.bootId === prevBoot;
+      const previous = sameBoot ? prevKeys : null;
+      prevBoot = s.bootId;
+      if (!s.kmemleakPath) {
+        snap.status = 'missing';
+        prevKeys = null;
+        continue;
       }
-      const id = facts.id;
-      const sm = facts.sm;
-      // Record rules: the first matching one moves the record to a suppressed group.
-      let recordRule: CompiledRule | null = null;
-      for (let k = 0; k < recordRules.length; k++) {
-        if (sm[recordRuleIndex[k]] && recordRules[k].matchesObject(r)) { recordRule = recordRules[k]; break; }
-      }
-      // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
-      const uptimes = scratchUptimes;
-      let bootMask = 0;
-      const comm = r.comm ?? '';
-      const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
-      for (let c = 0; c < candidates.length; c++) {
-        const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
-        uptimes[c] = t;
-        if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
-      }
-      if (r.jiffies !== null) {
-        hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
-        if (r.ageMs !== null) {
-          if (!lo.set || r.jiffies < lo.jiffies) { lo.set = true; lo.jiffies = r.jiffies; lo.ageMs = r.ageMs; lo.bits = r.pointerBits; }
-          if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
+      const seen: ObjectSet = objectSets[0] === prevKeys ? objectSets[1] : objectSets[0];
+      seen.clear();
+      const readUptime = s.uptimeS;
+      // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
+      const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+      const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+      const onRecord = (r: AnyRecord): void => {
+        if (seen.has(r)) { snap.duplicates++; return; }
+        // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
+        const sid = r.stackId();
+        const stackTable = r.stackTable!; // set by stackId()
+        let facts = stackTable.memo[sid] as StackFacts | undefined;
+        if (facts === undefined) {
+          const text = stackTable.text(sid);
+          const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
+          facts = { id: stackId, sm: stackMatches(stackId) };
+          stackTable.memo[sid] = facts;
         }
+        const id = facts.id;
+        const sm = facts.sm;
+        // Record rules: the first matching one moves the record to a suppressed group.
+        let recordRule: CompiledRule | null = null;
+        for (let k = 0; k < recordRules.length; k++) {
+          if (sm[recordRuleIndex[k]] && recordRules[k].matchesObject(r)) { recordRule = recordRules[k]; break; }
+        }
+        // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
+        const uptimes = scratchUptimes;
+        let bootMask = 0;
+        const comm = r.comm ?? '';
+        const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
+        for (let c = 0; c < candidates.length; c++) {
+          const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
+          uptimes[c] = t;
+          if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
+        }
+        if (r.jiffies !== null && inferHz) {
+          hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
+          if (r.ageMs !== null) {
+            if (!lo.set || r.jiffies < lo.jiffies) { lo.set = true; lo.jiffies = r.jiffies; lo.ageMs = r.ageMs; lo.bits = r.pointerBits; }
+            if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
+          }
+        }
+        const ruleMasks = scratchMasks;
+        for (let k = 0; k < groupRules.length; k++) {
+          const gr = groupRules[k];
+          ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+        }
+        const repeat = previous !== null && previous.has(r);
+        if (repeat) snap.repeatedFromPrevious++;
+        update.snapshot = index;
+        update.record = r;
+        update.id = id;
+        update.recordRule = recordRule;
+        update.repeat = repeat;
+        update.bootMask = bootMask;
+        const g = table.add(update);
+        seen.set(r, g.index);
+        snap.records++;
+        formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
+        if (r.pointerBits === 32) bits32++;
+        else bits64++;
+      };
+      const fp = pool ? await pool.parse(poolIndex++, onRecord) : await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
+      // lo and hi are the same record exactly when no later record had other jiffies.
+      if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
+      snap.bytes = fp.bytes;
+      snap.unparsedLines = fp.counters.unparsedLines;
+      snap.truncatedRecords = fp.counters.truncatedRecords;
+      if (fp.error) {
+        snap.status = 'unreadable';
+        snap.error = fp.error;
+        inputStats.unreadable++;
+      } else if (s.sha256 !== null && fp.sha256 !== s.sha256) {
+        snap.status = 'hash-mismatch';
+        snap.error = `content sha256 ${fp.sha256} differs from the manifest's ${s.sha256}`;
+        inputStats.hashMismatches++;
+      } else if (fp.bytes === 0) {
+        snap.status = 'empty';
       }
-      const ruleMasks = scratchMasks;
-      for (let k = 0; k < groupRules.length; k++) {
-        const gr = groupRules[k];
-        ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+      // Objects of the previous snapshot that this one did not print again: freed or referenced.
+      if (previous) {
+        comparable += snap.records;
+        repeats += snap.repeatedFromPrevious;
+        previous.forEachMissingIn(seen, (gi) => { table.list[gi].vanished++; });
       }
-      const repeat = previous !== null && previous.has(r);
-      if (repeat) snap.repeatedFromPrevious++;
-      update.snapshot = index;
-      update.record = r;
-      update.id = id;
-      update.recordRule = recordRule;
-      update.repeat = repeat;
-      update.bootMask = bootMask;
-      const g = table.add(update);
-      seen.set(r, g.index);
-      snap.records++;
-      formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
-      if (r.pointerBits === 32) bits32++;
-      else bits64++;
-    };
-    const fp = pool ? await pool.parse(poolIndex++, onRecord) : await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
-    // lo and hi are the same record exactly when no later record had other jiffies.
-    if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
-    snap.bytes = fp.bytes;
-    snap.unparsedLines = fp.counters.unparsedLines;
-    snap.truncatedRecords = fp.counters.truncatedRecords;
-    if (fp.error) {
-      snap.status = 'unreadable';
-      snap.error = fp.error;
-      inputStats.unreadable++;
-    } else if (s.sha256 !== null && fp.sha256 !== s.sha256) {
-      snap.status = 'hash-mismatch';
-      snap.error = `content sha256 ${fp.sha256} differs from the manifest's ${s.sha256}`;
-      inputStats.hashMismatches++;
-    } else if (fp.bytes === 0) {
-      snap.status = 'empty';
-    }
-    // Objects of the previous snapshot that this one did not print again: freed or referenced.
-    if (previous) {
-      comparable += snap.records;
-      repeats += snap.repeatedFromPrevious;
-      previous.forEachMissingIn(seen, (gi) => { table.list[gi].vanished++; });
-    }
-    prevKeys = fp.error ? null : seen;
+      prevKeys = fp.error ? null : seen;
 
-    parseStats.files++;
-    parseStats.lines += fp.counters.lines;
-    parseStats.bytes += fp.bytes;
-    parseStats.records += fp.counters.records;
-    parseStats.truncatedRecords += fp.counters.truncatedRecords;
-    parseStats.duplicateRecords += snap.duplicates;
-    parseStats.unparsedLines += fp.counters.unparsedLines;
-    parseStats.overlongLines += fp.counters.overlongLines;
-    for (const [k, v] of Object.entries(fp.counters.ignoredLines)) parseStats.ignoredLines[k] = (parseStats.ignoredLines[k] ?? 0) + v;
-    for (const u of fp.counters.unparsedSamples) {
-      if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
-      parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
+      parseStats.files++;
+      parseStats.lines += fp.counters.lines;
+      parseStats.bytes += fp.bytes;
+      parseStats.records += fp.counters.records;
+      parseStats.truncatedRecords += fp.counters.truncatedRecords;
+      parseStats.duplicateRecords += snap.duplicates;
+      parseStats.unparsedLines += fp.counters.unparsedLines;
+      parseStats.overlongLines += fp.counters.overlongLines;
+      for (const [k, v] of Object.entries(fp.counters.ignoredLines)) parseStats.ignoredLines[k] = (parseStats.ignoredLines[k] ?? 0) + v;
+      for (const u of fp.counters.unparsedSamples) {
+        if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
+        parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
+      }
     }
-  }
   } finally {
     await pool?.close();
   }
