@@ -7,7 +7,6 @@
 // the groups, plus the (address, jiffies) keys of the current and previous snapshot.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import { KML_VERSION } from '../version.js';
@@ -18,8 +17,6 @@ import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
 import { ObjectSet } from '../kmemleak/object-set.js';
 import { framesOfStackText } from '../kmemleak/record.js';
 import { StackInterner } from '../kmemleak/stack-table.js';
-import { ParsePool } from '../kmemleak/parse-pool.js';
-import type { BatchRecord } from '../kmemleak/parse-batch.js';
 import type { ParserCounters } from '../kmemleak/types.js';
 import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
 import {
@@ -30,9 +27,6 @@ import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRu
 import { GroupTable, rankGroups, toLeakGroup, trendOf, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
-
-/** A record as the analysis reads it: from the parser in this thread, or from a parse worker's batch. */
-type AnyRecord = ParsedRecord | BatchRecord;
 
 /** What the analysis derives once per distinct stack: its identity and which rules' stack part it matches. */
 interface StackFacts {
@@ -66,35 +60,8 @@ export interface AnalyzeOptions {
   recentSnapshots?: number;
   /** Clock for generatedAt (tests pass a fixed one). */
   now?: () => Date;
-  /**
-   * Parse in worker threads: the number of workers (0 = parse in this thread). Default: one per
-   * core (at most 4) with PARALLEL_MIN_CORES+ cores and at least PARALLEL_MIN_BYTES to read. The result
-   * is the same either way. `pieceBytes` sets where big files are cut (tests).
-   */
-  parallel?: { workers: number; pieceBytes?: number };
 }
 
-/**
- * Parse workers by default only with this many cores: on 2 cores, one worker plus this thread
- * measured no faster than this thread alone (and two workers slower), each worker adding ~25 MB of
- * RSS for its own V8 heap (scripts/bench/report.ts, see the commit that added this).
- */
-const PARALLEL_MIN_CORES = 4;
-/** Below this much kmemleak text, starting worker threads costs more than it saves. */
-const PARALLEL_MIN_BYTES = 16 << 20;
-
-/** Workers to parse `files` with (0: in this thread). */
-function workersFor(files: string[], options: AnalyzeOptions): number {
-  if (options.parallel) return Math.max(0, Math.floor(options.parallel.workers));
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  if (cores < PARALLEL_MIN_CORES) return 0;
-  let bytes = 0;
-  for (const f of files) {
-    try { bytes += fs.statSync(f).size; } catch { /* reported when read */ }
-    if (bytes >= PARALLEL_MIN_BYTES) return Math.min(cores, 4);
-  }
-  return 0;
-}
 
 function checkOptions(o: AnalyzeOptions): void {
   const posInt = (name: string, v: number | undefined): void => {
@@ -145,7 +112,7 @@ let readBuffer: Buffer | null = null;
 const READ_SIZE = 1 << 20;
 
 /** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
-async function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: AnyRecord) => void): Promise<FileParse> {
+async function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: ParsedRecord) => void): Promise<FileParse> {
   const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES, stacks });
   const splitter = new LineSplitter(parser);
   const hash = wantHash ? createHash('sha256') : null;
@@ -231,140 +198,130 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
   const objectSets = [new ObjectSet(), new ObjectSet()];
   let prevKeys: ObjectSet | null = null;
-  const withText = selected.filter((s) => s.kmemleakPath !== null);
-  const nWorkers = workersFor(withText.map((s) => s.kmemleakPath!), options);
-  const pool = nWorkers > 0
-    ? new ParsePool(withText.map((s) => ({ path: s.kmemleakPath!, hash: s.sha256 !== null })), { workers: nWorkers, pieceBytes: options.parallel?.pieceBytes, maxSamples: MAX_UNPARSED_SAMPLES })
-    : null;
-  let poolIndex = 0;
   const stacks = new StackInterner();
-  const update: RecordUpdate = { snapshot: 0, record: null as unknown as AnyRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
+  const update: RecordUpdate = { snapshot: 0, record: null as unknown as ParsedRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
   let prevBoot: string | null = null;
   let comparable = 0;
   let repeats = 0;
   const inputStats = input.stats;
 
-  try {
-    for (let index = 0; index < selected.length; index++) {
-      const s: SnapshotSource = selected[index];
-      const snap: SnapshotInfo = {
-        index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
-        files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
-        status: 'ok', inManifest: s.inManifest, meta: s.meta,
-      };
-      if (s.metaError) snap.error = s.metaError;
-      snapshots.push(snap);
-      const sameBoot = prevKeys !== null && s.bootId === prevBoot;
-      const previous = sameBoot ? prevKeys : null;
-      prevBoot = s.bootId;
-      if (!s.kmemleakPath) {
-        snap.status = 'missing';
-        prevKeys = null;
-        continue;
-      }
-      const seen: ObjectSet = objectSets[0] === prevKeys ? objectSets[1] : objectSets[0];
-      seen.clear();
-      const readUptime = s.uptimeS;
-      // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
-      const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
-      const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
-      const onRecord = (r: AnyRecord): void => {
-        if (seen.has(r)) { snap.duplicates++; return; }
-        // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
-        const sid = r.stackId();
-        const stackTable = r.stackTable!; // set by stackId()
-        let facts = stackTable.memo[sid] as StackFacts | undefined;
-        if (facts === undefined) {
-          const text = stackTable.text(sid);
-          const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
-          facts = { id: stackId, sm: stackMatches(stackId) };
-          stackTable.memo[sid] = facts;
-        }
-        const id = facts.id;
-        const sm = facts.sm;
-        // Record rules: the first matching one moves the record to a suppressed group.
-        let recordRule: CompiledRule | null = null;
-        for (let k = 0; k < recordRules.length; k++) {
-          if (sm[recordRuleIndex[k]] && recordRules[k].matchesObject(r)) { recordRule = recordRules[k]; break; }
-        }
-        // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
-        const uptimes = scratchUptimes;
-        let bootMask = 0;
-        const comm = r.comm ?? '';
-        const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
-        for (let c = 0; c < candidates.length; c++) {
-          const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
-          uptimes[c] = t;
-          if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
-        }
-        if (r.jiffies !== null && inferHz) {
-          hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
-          if (r.ageMs !== null) {
-            if (!lo.set || r.jiffies < lo.jiffies) { lo.set = true; lo.jiffies = r.jiffies; lo.ageMs = r.ageMs; lo.bits = r.pointerBits; }
-            if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
-          }
-        }
-        const ruleMasks = scratchMasks;
-        for (let k = 0; k < groupRules.length; k++) {
-          const gr = groupRules[k];
-          ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
-        }
-        const repeat = previous !== null && previous.has(r);
-        if (repeat) snap.repeatedFromPrevious++;
-        update.snapshot = index;
-        update.record = r;
-        update.id = id;
-        update.recordRule = recordRule;
-        update.repeat = repeat;
-        update.bootMask = bootMask;
-        const g = table.add(update);
-        seen.set(r, g.index);
-        snap.records++;
-        formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
-        if (r.pointerBits === 32) bits32++;
-        else bits64++;
-      };
-      const fp = pool ? await pool.parse(poolIndex++, onRecord) : await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
-      // lo and hi are the same record exactly when no later record had other jiffies.
-      if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
-      snap.bytes = fp.bytes;
-      snap.unparsedLines = fp.counters.unparsedLines;
-      snap.truncatedRecords = fp.counters.truncatedRecords;
-      if (fp.error) {
-        snap.status = 'unreadable';
-        snap.error = fp.error;
-        inputStats.unreadable++;
-      } else if (s.sha256 !== null && fp.sha256 !== s.sha256) {
-        snap.status = 'hash-mismatch';
-        snap.error = `content sha256 ${fp.sha256} differs from the manifest's ${s.sha256}`;
-        inputStats.hashMismatches++;
-      } else if (fp.bytes === 0) {
-        snap.status = 'empty';
-      }
-      // Objects of the previous snapshot that this one did not print again: freed or referenced.
-      if (previous) {
-        comparable += snap.records;
-        repeats += snap.repeatedFromPrevious;
-        previous.forEachMissingIn(seen, (gi) => { table.list[gi].vanished++; });
-      }
-      prevKeys = fp.error ? null : seen;
-
-      parseStats.files++;
-      parseStats.lines += fp.counters.lines;
-      parseStats.bytes += fp.bytes;
-      parseStats.records += fp.counters.records;
-      parseStats.truncatedRecords += fp.counters.truncatedRecords;
-      parseStats.duplicateRecords += snap.duplicates;
-      parseStats.unparsedLines += fp.counters.unparsedLines;
-      parseStats.overlongLines += fp.counters.overlongLines;
-      for (const [k, v] of Object.entries(fp.counters.ignoredLines)) parseStats.ignoredLines[k] = (parseStats.ignoredLines[k] ?? 0) + v;
-      for (const u of fp.counters.unparsedSamples) {
-        if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
-        parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
-      }
+  for (let index = 0; index < selected.length; index++) {
+    const s: SnapshotSource = selected[index];
+    const snap: SnapshotInfo = {
+      index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
+      files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
+      status: 'ok', inManifest: s.inManifest, meta: s.meta,
+    };
+    if (s.metaError) snap.error = s.metaError;
+    snapshots.push(snap);
+    const sameBoot = prevKeys !== null && s.bootId === prevBoot;
+    const previous = sameBoot ? prevKeys : null;
+    prevBoot = s.bootId;
+    if (!s.kmemleakPath) {
+      snap.status = 'missing';
+      prevKeys = null;
+      continue;
     }
-  } finally {
-    await pool?.close();
+    const seen: ObjectSet = objectSets[0] === prevKeys ? objectSets[1] : objectSets[0];
+    seen.clear();
+    const readUptime = s.uptimeS;
+    // Oldest and newest record with an age in this read, for HZ from jiffies/age differences.
+    const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+    const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
+    const onRecord = (r: ParsedRecord): void => {
+      if (seen.has(r)) { snap.duplicates++; return; }
+      // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
+      const sid = r.stackId();
+      const stackTable = r.stackTable!; // set by stackId()
+      let facts = stackTable.memo[sid] as StackFacts | undefined;
+      if (facts === undefined) {
+        const text = stackTable.text(sid);
+        const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
+        facts = { id: stackId, sm: stackMatches(stackId) };
+        stackTable.memo[sid] = facts;
+      }
+      const id = facts.id;
+      const sm = facts.sm;
+      // Record rules: the first matching one moves the record to a suppressed group.
+      let recordRule: CompiledRule | null = null;
+      for (let k = 0; k < recordRules.length; k++) {
+        if (sm[recordRuleIndex[k]] && recordRules[k].matchesObject(r)) { recordRule = recordRules[k]; break; }
+      }
+      // Allocation uptime and boot-time tag, per HZ candidate (scratch arrays: copied by the table if kept).
+      const uptimes = scratchUptimes;
+      let bootMask = 0;
+      const comm = r.comm ?? '';
+      const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
+      for (let c = 0; c < candidates.length; c++) {
+        const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
+        uptimes[c] = t;
+        if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
+      }
+      if (r.jiffies !== null && inferHz) {
+        hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
+        if (r.ageMs !== null) {
+          if (!lo.set || r.jiffies < lo.jiffies) { lo.set = true; lo.jiffies = r.jiffies; lo.ageMs = r.ageMs; lo.bits = r.pointerBits; }
+          if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
+        }
+      }
+      const ruleMasks = scratchMasks;
+      for (let k = 0; k < groupRules.length; k++) {
+        const gr = groupRules[k];
+        ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+      }
+      const repeat = previous !== null && previous.has(r);
+      if (repeat) snap.repeatedFromPrevious++;
+      update.snapshot = index;
+      update.record = r;
+      update.id = id;
+      update.recordRule = recordRule;
+      update.repeat = repeat;
+      update.bootMask = bootMask;
+      const g = table.add(update);
+      seen.set(r, g.index);
+      snap.records++;
+      formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
+      if (r.pointerBits === 32) bits32++;
+      else bits64++;
+    };
+    const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
+    // lo and hi are the same record exactly when no later record had other jiffies.
+    if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
+    snap.bytes = fp.bytes;
+    snap.unparsedLines = fp.counters.unparsedLines;
+    snap.truncatedRecords = fp.counters.truncatedRecords;
+    if (fp.error) {
+      snap.status = 'unreadable';
+      snap.error = fp.error;
+      inputStats.unreadable++;
+    } else if (s.sha256 !== null && fp.sha256 !== s.sha256) {
+      snap.status = 'hash-mismatch';
+      snap.error = `content sha256 ${fp.sha256} differs from the manifest's ${s.sha256}`;
+      inputStats.hashMismatches++;
+    } else if (fp.bytes === 0) {
+      snap.status = 'empty';
+    }
+    // Objects of the previous snapshot that this one did not print again: freed or referenced.
+    if (previous) {
+      comparable += snap.records;
+      repeats += snap.repeatedFromPrevious;
+      previous.forEachMissingIn(seen, (gi) => { table.list[gi].vanished++; });
+    }
+    prevKeys = fp.error ? null : seen;
+
+    parseStats.files++;
+    parseStats.lines += fp.counters.lines;
+    parseStats.bytes += fp.bytes;
+    parseStats.records += fp.counters.records;
+    parseStats.truncatedRecords += fp.counters.truncatedRecords;
+    parseStats.duplicateRecords += snap.duplicates;
+    parseStats.unparsedLines += fp.counters.unparsedLines;
+    parseStats.overlongLines += fp.counters.overlongLines;
+    for (const [k, v] of Object.entries(fp.counters.ignoredLines)) parseStats.ignoredLines[k] = (parseStats.ignoredLines[k] ?? 0) + v;
+    for (const u of fp.counters.unparsedSamples) {
+      if (parseStats.unparsedSamples.length >= MAX_UNPARSED_SAMPLES) break;
+      parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
+    }
   }
 
   // --- decisions that need the whole run ---------------------------------------------------------

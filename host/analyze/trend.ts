@@ -11,7 +11,6 @@
 // protocols give the same cumulative curve.
 import type { KmemleakFrame } from '../kmemleak/types.js';
 import type { ParsedRecord } from '../kmemleak/record.js';
-import type { BatchRecord } from '../kmemleak/parse-batch.js';
 import type { StackIdentity } from '../kmemleak/fingerprint.js';
 import type { CompiledRule } from './suppress.js';
 import type { GroupPoint, LeakGroup, LeakStatus, SampleRecord, SuppressedGroup } from './model.js';
@@ -58,7 +57,7 @@ export interface GroupAcc {
 export interface RecordUpdate {
   snapshot: number;
   /** The parser's scratch record: read now, never kept. */
-  record: ParsedRecord | BatchRecord;
+  record: ParsedRecord;
   id: StackIdentity;
   recordRule: CompiledRule | null;
   /** Printed by the previous snapshot of the same boot. */

@@ -357,19 +357,6 @@ function matchHeader(b: Uint8Array, i: number, end: number): boolean {
   return true;
 }
 
-/**
- * True when the line b[s, e) (no newline; a trailing CR allowed) starts a record whatever the
- * parser's state: an `unreferenced object` header at column 0 that the byte path takes. Parsing
- * can be cut before such a line and resumed by a fresh parser (line numbers offset) with the same
- * result, because the header ends the previous record and nothing else carries over.
- */
-export function isRecordStart(b: Uint8Array, s: number, e: number): boolean {
-  const end = e > s && b[e - 1] === 13 ? e - 1 : e;
-  if (b[s] !== 117) return false;
-  for (let k = s; k < end; k++) if (!(CLASS[b[k]] & C_PRINT)) return false;
-  return matchHeader(b, s, end);
-}
-
 /** describeFormat()'s reading of a bracketed pointer b[s..e) of hex digits (see pcKindOf). */
 function pcKindOfBytes(b: Uint8Array, s: number, e: number): PcKind {
   let zeros = 0;
