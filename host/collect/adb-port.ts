@@ -131,7 +131,7 @@ export class AdbDevicePort implements DevicePort {
     return id;
   }
 
-  async startAgent(s: AgentSettings): Promise<{ started: boolean; pid?: number }> {
+  async startAgent(s: AgentSettings): Promise<{ started: boolean; pid?: number; finished?: boolean }> {
     const agent = this.agent();
     await agent.install();
     const r = await agent.start({
@@ -142,7 +142,7 @@ export class AdbDevicePort implements DevicePort {
       kmemleakPath: this.o.kmemleakPath,
       minFreeKb: this.o.minFreeKb,
     });
-    return { started: r.launched, pid: r.pid };
+    return { started: r.launched, pid: r.pid, finished: r.finished };
   }
 
   async agentStatus(): Promise<AgentStatus> {

@@ -53,7 +53,8 @@ export interface DevicePort {
   /** The device's current /proc/sys/kernel/random/boot_id. */
   bootId(): Promise<string>;
   /** Push the agent if missing or different, and start it unless one is already running. */
-  startAgent(settings: AgentSettings): Promise<{ started: boolean; pid?: number }>;
+  /** finished: the agent ran its --count cycles and exited before it was seen running. */
+  startAgent(settings: AgentSettings): Promise<{ started: boolean; pid?: number; finished?: boolean }>;
   agentStatus(): Promise<AgentStatus>;
   /** SIGTERM the agent and wait until it exited (it finishes the current cycle first). */
   stopAgent(): Promise<void>;

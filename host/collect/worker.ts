@@ -215,9 +215,9 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
       this.status.recoveries.agentRestarts++;
       this.log.warn({ pid: r.pid, count: count || undefined }, 'agent was not running (adbd restart or crash): restarted it');
     } else if (r.started) {
-      this.log.info({ pid: r.pid, interval: this.opts.agent.intervalS, count: count || undefined }, 'agent started');
+      this.log.info({ pid: r.pid, interval: this.opts.agent.intervalS, count: count || undefined, finished: r.finished || undefined }, 'agent started');
     }
-    this.update({ agentAlive: true, agentPid: r.pid });
+    this.update({ agentAlive: !r.finished, agentPid: r.pid });
   }
 
   private noteAgent(alive: boolean, pid?: number, hb?: Record<string, string>, skipped?: number): void {

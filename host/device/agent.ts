@@ -81,6 +81,8 @@ export interface StartResult {
   launched: boolean;
   /** How long the launching shell call took (ms): it must return at once. */
   launchMs: number;
+  /** The agent ran its --count cycles and exited before start() saw it running. */
+  finished?: boolean;
 }
 
 export interface StopResult {
@@ -151,6 +153,19 @@ function signalCommand(pid: number, sig: 'TERM' | 'KILL'): string {
     'if [ -r "/proc/$pid/cmdline" ] && tr \'\\000\' \' \' < "/proc/$pid/cmdline" | grep -q kml-agent',
     `then ${send} && echo SENT; else echo GONE; fi`,
   ].join('; ');
+}
+
+/**
+ * What a status poll after a launch says: our agent runs (its heartbeat names the live pid), or
+ * it already ran its --count cycles and exited (a short run can finish before the first poll:
+ * the heartbeat is new since the launch and says "stopped"), or not yet.
+ */
+export function launchOutcome(before: AgentStatus, now: AgentStatus): 'running' | 'finished' | 'pending' {
+  const hb = now.heartbeat;
+  if (now.running && now.pid !== undefined && hb?.pid === now.pid && hb.state !== 'stopped') return 'running';
+  if (!now.running && hb?.pid !== undefined && hb.state === 'stopped'
+    && JSON.stringify(hb.raw) !== JSON.stringify(before.heartbeat?.raw ?? null)) return 'finished';
+  return 'pending';
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -306,9 +321,14 @@ export class AgentControl {
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
     for (;;) {
       const st = await this.status();
-      if (st.running && st.pid !== undefined && st.heartbeat?.pid === st.pid && st.heartbeat.state !== 'stopped') {
+      const seen = launchOutcome(before, st);
+      if (seen === 'running') {
         this.log?.info({ serial: this.serial, pid: st.pid, launchMs }, 'agent started');
-        return { pid: st.pid, launched: true, launchMs };
+        return { pid: st.pid!, launched: true, launchMs };
+      }
+      if (seen === 'finished') {
+        this.log?.info({ serial: this.serial, pid: st.heartbeat!.pid, launchMs, seq: st.heartbeat!.seq }, 'agent started and already finished its cycles');
+        return { pid: st.heartbeat!.pid!, launched: true, launchMs, finished: true };
       }
       if (Date.now() > deadline) break;
       await sleep(200);

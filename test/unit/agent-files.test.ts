@@ -8,7 +8,8 @@ import {
   isSnapshotFileName, isSnapshotNumber, MetaParseError, parseHeartbeat, parseMeta, parseSkipped, parseStatusProbe,
   probeSaysRunning, snapshotNumber, STATUS_HEARTBEAT_MARK,
 } from '../../host/device/agent-files.js';
-import { agentArgs, launchLine, statusProbeCommand, validateAgentDir } from '../../host/device/agent.js';
+import { agentArgs, launchLine, launchOutcome, statusProbeCommand, validateAgentDir } from '../../host/device/agent.js';
+import type { AgentStatus } from '../../host/device/agent.js';
 import { KmlError } from '../../host/errors.js';
 
 const META = `seq=2
@@ -131,6 +132,25 @@ test('status probe output: RUN/TERM, cmdline check, heartbeat after the mark', (
   assert.equal(probeSaysRunning(parseStatusProbe(out.replace('RUN', 'TERM'))), false);
   assert.equal(probeSaysRunning(parseStatusProbe(`pidfile=\nTERM\n${STATUS_HEARTBEAT_MARK}\n`)), false);
   assert.equal(parseStatusProbe('pidfile=\nTERM\n').heartbeat, undefined);
+});
+
+test('after a launch: running, finished before the first poll (--count 1), or not yet', () => {
+  const st = (text: string | undefined, running: boolean, pid?: number): AgentStatus =>
+    ({ running, pid, heartbeat: text === undefined ? undefined : parseHeartbeat(text) });
+  const runningHb = HEARTBEAT.replace('state=stopped', 'state=running');
+  const previous = HEARTBEAT; // an earlier run that stopped cleanly (pid 4461)
+  // new agent up and its heartbeat names it
+  assert.equal(launchOutcome(st(previous, false), st(runningHb.replace('pid=4461', 'pid=5000'), true, 5000)), 'running');
+  // pidfile written, heartbeat still the old one: not yet
+  assert.equal(launchOutcome(st(previous, false), st(previous, true, 5000)), 'pending');
+  // the old stopped heartbeat unchanged and nothing runs: not yet (the new agent has not written)
+  assert.equal(launchOutcome(st(previous, false), st(previous, false)), 'pending');
+  // --count 1 ran and exited between two polls: a new stopped heartbeat
+  const done = HEARTBEAT.replace('pid=4461', 'pid=5000').replace('updated_wall=1795738917', 'updated_wall=1795739000');
+  assert.equal(launchOutcome(st(previous, false), st(done, false)), 'finished');
+  assert.equal(launchOutcome(st(undefined, false), st(done, false)), 'finished');
+  // no heartbeat at all yet
+  assert.equal(launchOutcome(st(undefined, false), st(undefined, false)), 'pending');
 });
 
 test('agent arguments and the launch line: everything quoted, one backgrounded command after `;`', () => {
