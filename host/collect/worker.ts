@@ -392,7 +392,16 @@ export class CollectWorker extends EventEmitter<{ status: [WorkerStatus] }> {
     this.update({ state: 'done', message });
     let exitCode: number = ExitCode.OK;
     if (!clean && lastErr) exitCode = isKmlError(lastErr) ? lastErr.exitCode : isDeviceTrouble(lastErr) ? ExitCode.DEVICE : isHostFull(lastErr) ? ExitCode.IO : ExitCode.INTERNAL;
-    return { exitCode, end, status: this.status, error: !clean && isKmlError(lastErr) ? lastErr : undefined };
+    // Snapshots left on the device (unverifiable, or not pulled) without an error to blame: the run
+    // did not end as asked, and a script must not read 0.
+    let error = !clean && isKmlError(lastErr) ? lastErr : undefined;
+    if (!clean && !lastErr) {
+      exitCode = ExitCode.DEVICE;
+      error = new KmlError(ExitCode.DEVICE, message ?? 'the run did not end cleanly', {
+        hint: unverifiable ? `look at snapshots/${Object.keys(this.status.unverifiable).join(', ')} in the agent folder on the device; \`kml pull\` tries again` : 'run `kml pull` when the device is reachable',
+      });
+    }
+    return { exitCode, end, status: this.status, error };
   }
 
   /** `kml pull`: one pass over what is complete now (no agent changes). */

@@ -231,6 +231,7 @@ describe('hostile device content never escapes the store', { timeout: 10 * 60_00
       env: sc.env, cwd: path.join(sc.s, 'cwd'), timeoutMs: 180_000,
     });
     assertClearOutcome(r, 'kml collect');
+    assert.equal(r.code, 3, `unverifiable snapshots left on the device: exit 3, not 0\n${r.stderr.slice(-2000)}`);
     // 1, 8, 11 from the folder, then two cycles of the agent itself (the bad snapshots left on the
     // device must not count towards --count, or the run would never end)
     const entries = (await readManifest(path.join(await runDir(sc.out), 'manifest.jsonl'))).entries;

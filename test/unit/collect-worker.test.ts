@@ -230,6 +230,8 @@ test('Ctrl-C: final pull, agent stopped, run closed; a short transfer is re-pull
   const r = await running;
   assert.equal(r.end?.reason, 'signal');
   assert.equal(r.end?.clean, false, 'the short pulls left snapshot(s) flagged unverifiable this session');
+  assert.equal(r.exitCode, 3, 'snapshots left on the device: not 0');
+  assert.match(r.error?.message ?? '', /(left|still) on the device/);
   assert.ok(Object.keys(w.status.unverifiable).length >= 1);
   // a rerun (new session, same run) pulls them once the transfer is good
   const again = await openRunFor({ out: s.out, serial: s.dev.serial, settings: {}, command: 'rerun' });
