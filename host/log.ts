@@ -2,6 +2,7 @@
 // when it is a TTY. One logger per process; commands create it once through createLogger().
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { terminalSafe } from './terminal.js';
 
 export type Logger = pino.Logger;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -24,7 +25,7 @@ export function formatLogLine(rec: Record<string, unknown>): string {
     }
     extras.push(`${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`);
   }
-  return `${hh} ${lvl.padEnd(5)} ${String(rec.msg ?? '')}${extras.length ? ' ' + extras.join(' ') : ''}`;
+  return terminalSafe(`${hh} ${lvl.padEnd(5)} ${String(rec.msg ?? '')}${extras.length ? ' ' + extras.join(' ') : ''}`);
 }
 
 class PrettyStream extends Writable {

@@ -11,6 +11,7 @@ import {
 } from '../collect/session.js';
 import { action, collectRepeatable, globalOptions, parseDuration, parsePositiveInt, serialFrom } from './context.js';
 import { pickSerial } from './doctor.js';
+import { terminalSafe } from '../terminal.js';
 
 interface CommonCli {
   serial?: string[];
@@ -95,19 +96,19 @@ function printOutcome(d: DeviceOutcome): void {
   const st = d.status;
   const where = d.runDir ? ` in ${d.runDir}` : '';
   if (d.error && !st) {
-    process.stderr.write(`kml: ${d.serial}: error: ${d.error.message}\n`);
-    if (d.error.hint) process.stderr.write(`kml: ${d.serial}: ${d.error.hint.includes('\n') ? 'doctor says:\n' : 'hint: '}${d.error.hint}\n`);
+    process.stderr.write(terminalSafe(`kml: ${d.serial}: error: ${d.error.message}\n`));
+    if (d.error.hint) process.stderr.write(terminalSafe(`kml: ${d.serial}: ${d.error.hint.includes('\n') ? 'doctor says:\n' : 'hint: '}${d.error.hint}\n`));
     return;
   }
   const pulled = st ? `${st.stored} snapshot(s) stored${st.conflicts ? `, ${st.conflicts} conflict(s) kept beside` : ''}` : 'nothing to pull';
   const end = d.end ? (d.end.clean ? ', run closed' : `, run left open (${d.end.message ?? d.end.reason})`) : '';
-  process.stdout.write(`${d.serial}: ${pulled}${where}${end}\n`);
+  process.stdout.write(terminalSafe(`${d.serial}: ${pulled}${where}${end}\n`));
   if (d.error) {
-    process.stderr.write(`kml: ${d.serial}: ${d.error.message}\n`);
-    if (d.error.hint) process.stderr.write(`kml: ${d.serial}: hint: ${d.error.hint}\n`);
+    process.stderr.write(terminalSafe(`kml: ${d.serial}: ${d.error.message}\n`));
+    if (d.error.hint) process.stderr.write(terminalSafe(`kml: ${d.serial}: hint: ${d.error.hint}\n`));
   }
   const unv = st ? Object.entries(st.unverifiable) : [];
-  for (const [seq, why] of unv) process.stderr.write(`kml: ${d.serial}: snapshot ${seq} left on the device: ${why}\n`);
+  for (const [seq, why] of unv) process.stderr.write(terminalSafe(`kml: ${d.serial}: snapshot ${seq} left on the device: ${why}\n`));
 }
 
 function jsonOutcome(d: DeviceOutcome): Record<string, unknown> {
@@ -297,7 +298,7 @@ Exit codes: 0 the report was produced, 2 usage, 3 device unavailable (the report
       const b = base(o, c, false);
       const [serial] = await resolveSerials(b.adb, o.serial, false);
       const r = await statusOne(b, serial);
-      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : renderStatus(r));
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : terminalSafe(renderStatus(r)));
       return r.device.state === 'device' || r.device.state === 'emulator' ? ExitCode.OK : ExitCode.DEVICE;
     }));
 }

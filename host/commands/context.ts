@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ExitCode, KmlError, isKmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel, LOG_LEVELS } from '../log.js';
+import { terminalSafe } from '../terminal.js';
 
 export interface GlobalOptions {
   /** adb server host: always loopback unless the user says otherwise. */
@@ -64,14 +65,14 @@ export function reportError(e: unknown, json: boolean, log?: Logger): number {
     if (json) {
       process.stdout.write(JSON.stringify({ ok: false, error: { message: e.message, hint: e.hint, exitCode: e.exitCode, ...e.details } }) + '\n');
     } else {
-      process.stderr.write(`kml: error: ${e.message}\n`);
-      if (e.hint) process.stderr.write(`kml: hint: ${e.hint}\n`);
+      process.stderr.write(terminalSafe(`kml: error: ${e.message}\n`));
+      if (e.hint) process.stderr.write(terminalSafe(`kml: hint: ${e.hint}\n`));
     }
     return e.exitCode;
   }
   const err = e as Error;
   log?.fatal({ err }, 'internal error');
-  process.stderr.write(`kml: internal error: ${err?.message ?? String(e)}\n`);
+  process.stderr.write(terminalSafe(`kml: internal error: ${err?.message ?? String(e)}\n`));
   if (process.env.KML_DEBUG) process.stderr.write(`${err?.stack ?? ''}\n`);
   else process.stderr.write('kml: this is a bug in kml; rerun with KML_DEBUG=1 for the stack trace\n');
   return ExitCode.INTERNAL;

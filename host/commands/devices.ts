@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { Adb, resolveAdbEndpoint } from '../adb/client.js';
 import { quickReadiness, type QuickReadiness } from '../device/doctor.js';
 import { action, globalOptions, stderrLogger } from './context.js';
+import { terminalSafe } from '../terminal.js';
 
 export function renderDevices(rows: readonly QuickReadiness[]): string {
   if (rows.length === 0) return 'no devices attached (see `kml lab up` for a lab device)\n';
@@ -31,6 +32,6 @@ Examples:
       const adb = new Adb(resolveAdbEndpoint({ port: g.adbPort }), { log });
       const list = await adb.listDevices();
       const rows = await Promise.all(list.map((d) => quickReadiness(adb, d.serial, d.state)));
-      process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : renderDevices(rows));
+      process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : terminalSafe(renderDevices(rows)));
     }));
 }

@@ -5,6 +5,7 @@ import { ExitCode, KmlError } from '../errors.js';
 import { formatCheckLines } from '../device/doctor-checks.js';
 import { DEFAULT_OUT_DIR, runDoctor, type DoctorResult } from '../device/doctor.js';
 import { action, globalOptions, serialFrom, stderrLogger } from './context.js';
+import { terminalSafe } from '../terminal.js';
 
 interface DoctorCliOptions {
   serial?: string;
@@ -53,7 +54,7 @@ Exit codes: 0 ready, 1 not ready (a check failed), 2 usage, 3 device unavailable
       const adb = new Adb(resolveAdbEndpoint({ port: g.adbPort }), { log });
       const serial = await pickSerial(adb, o.serial);
       const r = await runDoctor(serial, { adb, outDir: o.out, mountDebugfs: o.mountDebugfs, allowAdbRoot: o.adbRoot !== false, log });
-      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : renderDoctor(r));
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : terminalSafe(renderDoctor(r)));
       return r.exitCode;
     }));
 }

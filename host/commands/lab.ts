@@ -6,6 +6,7 @@ import {
   type LabContext, type LabDevice, type UpOptions,
 } from '../lab/lab.js';
 import { action, globalOptions, parseDuration, parsePositiveInt, serialFrom, stderrLogger } from './context.js';
+import { terminalSafe } from '../terminal.js';
 
 function context(cmd: Command): LabContext {
   const g = globalOptions(cmd);
@@ -22,7 +23,7 @@ function parseNonNegativeInt(name: string, text: string): number {
 }
 
 function out(json: boolean, value: unknown, human: string): void {
-  process.stdout.write(json ? JSON.stringify(value) + '\n' : human);
+  process.stdout.write(json ? JSON.stringify(value) + '\n' : terminalSafe(human));
 }
 
 /** The one serial a fault command acts on: the argument, -s, ANDROID_SERIAL, or the only running lab device. */
