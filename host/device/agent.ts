@@ -119,6 +119,9 @@ export function agentArgs(dir: string, cfg: AgentRunConfig): string[] {
  * command after `;` — `cd DIR && setsid … &` backgrounds the whole list in a subshell that mksh
  * then waits for, and the adb call never returns (lab-feasibility.md §9).
  */
+/** Files the agent keeps in its folder (besides snapshots/ and the script). */
+const AGENT_STATE_FILES = ['agent.pid', 'agent.log', 'heartbeat', 'heartbeat.tmp', 'seq', 'seq.tmp', 'skipped.log', 'ledger'];
+
 export function launchLine(dir: string, cfg: AgentRunConfig, shell = 'sh'): string {
   const script = `${dir}/${AGENT_FILE}`;
   const cmd = `${shq(shell)} ${shq(script)} ${shqJoin(agentArgs(dir, cfg))} </dev/null >>${shq(`${dir}/agent.log`)} 2>&1`;
@@ -224,6 +227,22 @@ export class AgentControl {
   }
 
   /**
+   * A folder left group/world-writable by someone else before us may hold planted symlinks (the
+   * root agent would append its ledger or log to their targets, or publish snapshots where they
+   * point): remove those, then nobody but root may write there. Symlinks are removed, never followed.
+   */
+  private lockDownCommands(): string[] {
+    const snaps = shq(`${this.dir}/snapshots`);
+    return [
+      'umask 022',
+      `if [ -L ${snaps} ]; then rm -f ${snaps}; fi`,
+      `mkdir -p ${snaps}`,
+      `chmod go-w ${shq(this.dir)} ${snaps}`,
+      `for f in ${AGENT_STATE_FILES.map((f) => shq(`${this.dir}/${f}`)).join(' ')}; do if [ -L "$f" ]; then rm -f "$f" || exit 1; elif [ -f "$f" ]; then chmod go-w "$f" || exit 1; fi; done`,
+    ];
+  }
+
+  /**
    * Put the agent script at $DIR/kml-agent.sh, mode 0755, and verify size + hash on the device.
    * Pushed next to $DIR first, into a private staging folder (the shell user can write
    * /data/local/tmp even when $DIR is root-owned), then moved in and renamed over the old script:
@@ -243,6 +262,7 @@ export class AgentControl {
       && (info.hashKind === 'sha256' ? info.hash === sha256 : info.hashKind === 'md5' ? info.hash === md5 : true);
 
     if (matches(await this.remoteScriptInfo())) {
+      await this.rootShellOk(this.lockDownCommands().join(' && '));
       return { path: this.scriptPath, bytes: script.length, sha256, changed: false };
     }
     // adbd gives a pushed file its owner bits for group and other too (0755 → 0777): stage it in a
@@ -255,7 +275,7 @@ export class AgentControl {
       await this.adb.push(this.serial, script, staging, { mode: 0o755, timeoutMs: 60_000 });
       await this.rootShellOk([
         'umask 022',
-        `mkdir -p ${shq(`${this.dir}/snapshots`)}`,
+        ...this.lockDownCommands(),
         `chmod 0755 ${shq(staging)}`,
         `mv -f ${shq(staging)} ${shq(tmp)}`,
         `mv -f ${shq(tmp)} ${shq(this.scriptPath)}`,

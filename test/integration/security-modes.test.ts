@@ -125,6 +125,37 @@ describe('file modes on the device and in the store', { timeout: 10 * 60_000 }, 
     assert.deepEqual((await fs.readdir(sc.dev)).filter((n) => n !== 'kml'), [], 'no staging leftovers');
   });
 
+  test('device: an agent folder left world-writable before kml came (writable state files, planted symlinks) is locked down at install', async () => {
+    const sc = await scene('preexisting');
+    await fs.mkdir(path.join(sc.agentDir, 'snapshots'), { recursive: true });
+    await fs.writeFile(path.join(sc.agentDir, 'agent.log'), 'planted\n');
+    await fs.writeFile(path.join(sc.agentDir, 'skipped.log'), '');
+    // planted symlinks: the root agent would append its ledger / log to whatever they point at
+    const victim = path.join(sc.s, 'victim.txt');
+    await fs.writeFile(victim, 'victim\n');
+    await fs.chmod(victim, 0o644);
+    await fs.symlink(victim, path.join(sc.agentDir, 'ledger'));
+    await fs.symlink(victim, path.join(sc.agentDir, 'seq'));
+    for (const p of [sc.agentDir, path.join(sc.agentDir, 'snapshots')]) await fs.chmod(p, 0o777);
+    for (const f of ['agent.log', 'skipped.log']) await fs.chmod(path.join(sc.agentDir, f), 0o666);
+
+    // the kml protocol's 5 s scan wait keeps the one-cycle agent alive until kml sees it start
+    const r = await runKml(['collect', ...sc.args(['--interval', '1', '--count', '1'])], { env: server.env });
+    assertClearOutcome(r, 'kml collect into a pre-existing 0777 folder', [0]);
+    assert.deepEqual(await writableByOthers(sc.agentDir), [], 'folder, snapshots and state files are no longer group/world-writable');
+    assert.equal(await fs.readFile(victim, 'utf8'), 'victim\n', 'nothing written through a planted symlink');
+    assert.equal((await fs.stat(victim)).mode & 0o777, 0o644, 'no chmod through a planted symlink');
+    assert.ok((await fs.lstat(path.join(sc.agentDir, 'ledger'))).isFile(), 'the planted ledger symlink was replaced by the agent\'s own file');
+    // again with our script already installed (the install is skipped, the lock-down is not)
+    await fs.chmod(sc.agentDir, 0o777);
+    await fs.rm(path.join(sc.agentDir, 'agent.log'));
+    await fs.symlink(victim, path.join(sc.agentDir, 'agent.log'));
+    const again = await runKml(['collect', ...sc.args(['--interval', '1', '--count', '1'])], { env: server.env });
+    assertClearOutcome(again, 'kml collect over the installed script', [0]);
+    assert.deepEqual(await writableByOthers(sc.agentDir), [], 'locked down again');
+    assert.equal(await fs.readFile(victim, 'utf8'), 'victim\n', 'no agent.log line written through a planted symlink');
+  });
+
   test('device: an agent folder whose parent does not exist yet is created, not group/world-writable', async () => {
     const sc = await scene('no-parent');
     const agentDir = path.join(sc.s, 'new', 'parent', 'kml');
