@@ -137,7 +137,8 @@ export async function discoverRun(p: string): Promise<RunInput> {
   if (runs.length) {
     throw new KmlError(ExitCode.USAGE, `${p} holds ${runs.length} runs, not one`, { hint: `pass one run folder, e.g. ${path.join(p, runs[runs.length - 1])}` });
   }
-  throw new KmlError(ExitCode.USAGE, `no kmemleak snapshots in ${p}`, {
+  // the command line was right, the input was not: unreadable input (5), not usage (2)
+  throw new KmlError(ExitCode.IO, `no kmemleak snapshots in ${p}`, {
     hint: 'expected a kml run folder (run.json, boot-<id>/kmemleak_log_<N>.txt), a folder of kmemleak_log_<N>.txt, or one file',
   });
 }

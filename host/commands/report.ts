@@ -57,17 +57,7 @@ async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRu
     }
   }
   if (!st.isFile() && !st.isDirectory()) throw new KmlError(ExitCode.IO, `${source} is neither a file nor a directory`, { hint: SOURCE_HINT });
-  let run: AnalyzedRun;
-  try {
-    run = await analyzeRun(path.resolve(source), opts);
-  } catch (e) {
-    // An existing folder with nothing to read is unreadable input (exit 5), not a usage error:
-    // the command line was right, the input was not.
-    if (e instanceof KmlError && e.exitCode === ExitCode.USAGE && /^no kmemleak snapshots/.test(e.message)) {
-      throw new KmlError(ExitCode.IO, e.message, { hint: e.hint ?? SOURCE_HINT });
-    }
-    throw e;
-  }
+  const run: AnalyzedRun = await analyzeRun(path.resolve(source), opts);
   if (run.snapshots.length === 0) {
     throw new KmlError(ExitCode.IO, `no kmemleak snapshots found in ${source}`, { hint: SOURCE_HINT });
   }

@@ -298,9 +298,9 @@ test('a group rule never hides a growing group', async () => {
   assert.ok(run.suppressed.some((g) => g.title === 'memory leak in binder_new_node' && g.suppression.ruleId === 'user:2'));
 });
 
-test('nothing to analyse is a usage error with a hint; a serial folder asks for one run', async () => {
+test('nothing to analyse is an input error (5) with a hint; a serial folder asks for one run', async () => {
   const empty = tmpdir();
-  await assert.rejects(analyzeRun(empty), (e: unknown) => e instanceof KmlError && e.exitCode === ExitCode.USAGE && !!e.hint);
+  await assert.rejects(analyzeRun(empty), (e: unknown) => e instanceof KmlError && e.exitCode === ExitCode.IO && !!e.hint);
   const store = writeStore();
   await assert.rejects(analyzeRun(path.dirname(store)), (e: unknown) => e instanceof KmlError && /holds 1 runs/.test(e.message));
   await assert.rejects(analyzeRun(path.join(empty, 'missing')), (e: unknown) => e instanceof KmlError && e.exitCode === ExitCode.IO);
