@@ -289,7 +289,10 @@ free_kb_of() { # free_kb_of DIR -> free_kb ("" when unknown)
 # only after the snapshot is published, so a crash or skipped cycle repeats lines, never drops
 # them. Lines without a timestamp (printk.time=0) count as time 0: they appear once per boot.
 
-KMSG_PATTERN='kmemleak|out of memory|oom-kill|oom_reaper|killed process|lowmemorykiller|lmkd'
+# Also allocation failures, and the OOM report's "Unreclaimable slab info:" table (its rows are
+# "name  usedKB  totalKB": the biggest slab caches when the OOM killer ran, a kernel-leak clue).
+KMSG_PATTERN='kmemleak|out of memory|oom-kill|oom_reaper|killed process|lowmemorykiller|lmkd|page allocation failure|unreclaimable slab info'
+KMSG_PATTERN="$KMSG_PATTERN"'|^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] [[:alnum:]_.:()-]+ +[0-9]+KB +[0-9]+KB *$'
 
 load_kmsg_marker() {
   mk_s=-1

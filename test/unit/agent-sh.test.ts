@@ -243,12 +243,19 @@ for (const shell of SHELLS) {
       // A crash left a partial behind: never published, so removed at start.
       await mkdir(path.join(r.dir, 'snapshots', '.partial-3'));
       await writeFile(path.join(r.dir, 'snapshots', '.partial-3', 'kmemleak.txt'), 'half');
-      await appendFile(r.kmsg, '[ 9999.000001] Out of memory: Killed process 4242 (leaker) total-vm:1kB\n[ 9999.000002] unrelated line\n');
+      const oomLines = '[ 9998.000001] kworker/0:1: page allocation failure: order:4, mode:0x40cc0(GFP_KERNEL|__GFP_COMP), nodemask=(null)\n'
+        + '[ 9998.000002] Unreclaimable slab info:\n'
+        + '[ 9998.000003] Name                      Used          Total\n'
+        + '[ 9998.000004] kml_leaky_a             40960KB      40964KB\n'
+        + '[ 9998.000005] kmalloc-64                 1234KB       1300KB\n'
+        + '[ 9999.000001] Out of memory: Killed process 4242 (leaker) total-vm:1kB\n';
+      await appendFile(r.kmsg, oomLines.replace('[ 9999.000001]', '[ 9998.500000] unrelated 12KB\n[ 9999.000001]') + '[ 9999.000002] unrelated line\n');
       const second = await r.run(shell, [...args, '--once']);
       assert.equal(second.code, 0, second.stdout + second.stderr);
       assert.deepEqual(await r.snapshots(), ['1', '2', '3']);
       assert.equal((await verifySnapshot(r.dir, 3)).seq, 3);
-      assert.equal(await readFile(path.join(r.dir, 'snapshots', '3', 'kmsg.txt'), 'utf8'), '[ 9999.000001] Out of memory: Killed process 4242 (leaker) total-vm:1kB\n');
+      // the allocation failure, the slab table's title and rows, the kill; not the header row or unrelated lines
+      assert.equal(await readFile(path.join(r.dir, 'snapshots', '3', 'kmsg.txt'), 'utf8'), oomLines.replace(/^.*Name {2,}Used.*\n/m, ''));
       // seq lost: the agent still never goes below a published snapshot.
       await rm(path.join(r.dir, 'seq'));
       assert.equal((await r.run(shell, [...args, '--once'])).code, 0);
