@@ -231,15 +231,15 @@ export class AgentControl {
    * root agent would append its ledger or log to their targets, or publish snapshots where they
    * point): remove those, then nobody but root may write there. Symlinks are removed, never followed.
    */
-  private lockDownCommands(): string[] {
+  private lockDownCommand(): string {
     const snaps = shq(`${this.dir}/snapshots`);
     return [
       'umask 022',
       `if [ -L ${snaps} ]; then rm -f ${snaps}; fi`,
       `mkdir -p ${snaps}`,
       `chmod go-w ${shq(this.dir)} ${snaps}`,
-      `for f in ${AGENT_STATE_FILES.map((f) => shq(`${this.dir}/${f}`)).join(' ')}; do if [ -L "$f" ]; then rm -f "$f" || exit 1; elif [ -f "$f" ]; then chmod go-w "$f" || exit 1; fi; done`,
-    ];
+      `for f in ${shqJoin(AGENT_STATE_FILES.map((f) => `${this.dir}/${f}`))}; do if [ -L "$f" ]; then rm -f "$f" || exit 1; elif [ -f "$f" ]; then chmod go-w "$f" || exit 1; fi; done`,
+    ].join(' && ');
   }
 
   /**
@@ -262,7 +262,7 @@ export class AgentControl {
       && (info.hashKind === 'sha256' ? info.hash === sha256 : info.hashKind === 'md5' ? info.hash === md5 : true);
 
     if (matches(await this.remoteScriptInfo())) {
-      await this.rootShellOk(this.lockDownCommands().join(' && '));
+      await this.rootShellOk(this.lockDownCommand());
       return { path: this.scriptPath, bytes: script.length, sha256, changed: false };
     }
     // adbd gives a pushed file its owner bits for group and other too (0755 → 0777): stage it in a
@@ -275,7 +275,7 @@ export class AgentControl {
       await this.adb.push(this.serial, script, staging, { mode: 0o755, timeoutMs: 60_000 });
       await this.rootShellOk([
         'umask 022',
-        ...this.lockDownCommands(),
+        this.lockDownCommand(),
         `chmod 0755 ${shq(staging)}`,
         `mv -f ${shq(staging)} ${shq(tmp)}`,
         `mv -f ${shq(tmp)} ${shq(this.scriptPath)}`,
