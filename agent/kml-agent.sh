@@ -293,6 +293,8 @@ free_kb_of() { # free_kb_of DIR -> free_kb ("" when unknown)
 # "name  usedKB  totalKB": the biggest slab caches when the OOM killer ran, a kernel-leak clue).
 KMSG_PATTERN='kmemleak|out of memory|oom-kill|oom_reaper|killed process|lowmemorykiller|lmkd|page allocation failure|unreclaimable slab info'
 KMSG_PATTERN="$KMSG_PATTERN"'|^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] [[:alnum:]_.:()-]+ +[0-9]+KB +[0-9]+KB *$'
+# and the kernel lowmemorykiller's continuation lines (how much it freed, for whom, why)
+KMSG_PATTERN="$KMSG_PATTERN"'|^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] +(to free [0-9]+kB on behalf of|cache [0-9]+kB is below limit|Free memory is -?[0-9]+kB above reserved)'
 
 load_kmsg_marker() {
   mk_s=-1

@@ -116,15 +116,27 @@ export function renderText(run: AnalyzedRun, opts: RenderOptions = {}): string {
     out.push('');
   }
   if (mem && mem.events.length) {
-    out.push(`Kernel events (${mem.events.length}):`);
-    const rows = mem.events.slice(0, 30).map((e) => [
-      isoOf(e.t), e.uptimeS !== null ? e.uptimeS.toFixed(1) : '-', String(e.snapshot), e.kind,
-      e.comm ? `${e.comm}${e.pid !== undefined ? ` (${e.pid})` : ''}` : e.count !== undefined ? `${e.count} new` : '',
-      e.freedKb !== undefined ? humanKb(e.freedKb) : e.order !== undefined ? `order ${e.order}` : '',
-      e.memcg ? 'memcg' : e.source ?? '',
-    ]);
-    out.push(...table(['Time', 'Uptime', 'Snap', 'Event', 'Task', 'Size', 'Note'], rows, ['l', 'r', 'r', 'l', 'l', 'r', 'l'], [0, 0, 0, 0, 40]).map((l) => `  ${l}`));
-    if (mem.events.length > 30) out.push(`  … ${mem.events.length - 30} more (see --format json or html)`);
+    // kmemleak's own "N new suspected memory leaks" lines come every scan: count them in one line
+    // so that an OOM kill, an LMK kill or an allocation failure is not buried among them.
+    const routine = mem.events.filter((e) => e.kind === 'kmemleak-new');
+    const pressure = mem.events.filter((e) => e.kind !== 'kmemleak-new');
+    const byKind = new Map<string, number>();
+    for (const e of pressure) byKind.set(e.kind, (byKind.get(e.kind) ?? 0) + 1);
+    const summary = [...byKind].map(([k, n]) => `${n} ${k}`);
+    if (routine.length) summary.push(`${routine.length} kmemleak-new (${routine.reduce((a, e) => a + (e.count ?? 0), 0)} suspected leaks reported)`);
+    out.push(`Kernel events (${mem.events.length}): ${summary.join(', ')}`);
+    if (pressure.length) {
+      const rows = pressure.slice(0, 30).map((e) => [
+        isoOf(e.t), e.uptimeS !== null ? e.uptimeS.toFixed(1) : '-', String(e.snapshot), e.kind,
+        e.comm ? `${e.comm}${e.pid !== undefined ? ` (${e.pid})` : ''}` : e.count !== undefined ? `${e.count} new` : '',
+        e.freedKb !== undefined ? humanKb(e.freedKb) : e.order !== undefined ? `order ${e.order}` : '',
+        e.memcg ? 'memcg' : e.source ?? '',
+      ]);
+      out.push(...table(['Time', 'Uptime', 'Snap', 'Event', 'Task', 'Size', 'Note'], rows, ['l', 'r', 'r', 'l', 'l', 'r', 'l'], [0, 0, 0, 0, 40]).map((l) => `  ${l}`));
+      if (pressure.length > 30) out.push(`  … ${pressure.length - 30} more (see --format json or html)`);
+    } else {
+      out.push('  no OOM kill, low-memory kill or allocation failure in the kernel log');
+    }
     out.push('');
   }
 

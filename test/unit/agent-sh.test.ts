@@ -248,7 +248,11 @@ for (const shell of SHELLS) {
         + '[ 9998.000003] Name                      Used          Total\n'
         + '[ 9998.000004] kml_leaky_a             40960KB      40964KB\n'
         + '[ 9998.000005] kmalloc-64                 1234KB       1300KB\n'
-        + '[ 9999.000001] Out of memory: Killed process 4242 (leaker) total-vm:1kB\n';
+        + '[ 9999.000001] Out of memory: Killed process 4242 (leaker) total-vm:1kB\n'
+        + "[ 9999.100000] lowmemorykiller: Killing 'com.example' (4243), adj 900,\n"
+        + "[ 9999.100000]    to free 5000kB on behalf of 'kswapd0' (42) because\n"
+        + '[ 9999.100000]    cache 12345kB is below limit 23456kB for oom_score_adj 900\n'
+        + '[ 9999.100000]    Free memory is 1234kB above reserved\n';
       await appendFile(r.kmsg, oomLines.replace('[ 9999.000001]', '[ 9998.500000] unrelated 12KB\n[ 9999.000001]') + '[ 9999.000002] unrelated line\n');
       const second = await r.run(shell, [...args, '--once']);
       assert.equal(second.code, 0, second.stdout + second.stderr);

@@ -25,6 +25,7 @@ function model(): AnalyzedRun {
     t.meminfo = setMeminfo(LAB.meminfo, { SUnreclaim: 13720 + 2048 * k, Slab: 19276 + 2048 * k, MemFree: 446780 - 2048 * k });
     t.slabinfo = setSlab(LAB.slabinfo, 'scsi_sense_cache', 288 + 16384 * k);
     if (k === 3) t.kmsg = "[ 10900.0] lowmemorykiller: Killing 'com.x\u001b[31m' (77), adj 900,\n[ 10900.0]    to free 5000kB on behalf of 'kswapd0' (42) because\n";
+    if (k === 4) t.kmsg = '[ 11000.0] kmemleak: 3 new suspected memory leaks (see /sys/kernel/debug/kmemleak)\n';
   }), 6);
   run.memory = mem;
   run.verdict = computeVerdict(mem, kmemleakGrowthOf(run));
@@ -51,6 +52,9 @@ test('text: groups table, LSan-style suppressions, memory verdict, events, no ra
   assert.match(out, /yes\s+Kernel slab leak/);
   assert.match(out, /scsi_sense_cache\s+128\s+36\.0 kB/);
   assert.match(out, /lmk-kill\s+com\.x\?\[31m \(77\)/);
+  // kmemleak's routine reports are counted in the heading, not listed among the kills
+  assert.match(out, /Kernel events \(2\): 1 lmk-kill, 1 kmemleak-new \(3 suspected leaks reported\)/);
+  assert.doesNotMatch(out, /^\s+\S+\s+[\d.]+\s+\d+\s+kmemleak-new/m);
   assert.doesNotMatch(out, /\u001b/);
   const top1 = renderText(model(), { top: 1 });
   assert.match(top1, /Omitting 2 more group\(s\)/);
