@@ -24,7 +24,7 @@ import {
   type SuppressedGroup, type SuppressionUse,
 } from './model.js';
 import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRule, type SuppressionConfig } from './suppress.js';
-import { GroupTable, rankGroups, toLeakGroup, trendOf, type RecordUpdate } from './trend.js';
+import { GroupTable, rankGroups, toLeakGroup, trendOf, type GroupAcc, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
 
@@ -32,6 +32,8 @@ export type { AnalyzedRun } from './model.js';
 interface StackFacts {
   id: StackIdentity;
   sm: boolean[];
+  /** The group its records go to when no record rule takes them (found once, not per record). */
+  group: GroupAcc | null;
 }
 
 export const DEFAULT_BOOT_WINDOW_S = 60;
@@ -111,19 +113,23 @@ interface FileParse {
 let readBuffer: Buffer | null = null;
 const READ_SIZE = 1 << 20;
 
-/** Stream one kmemleak file through the parser (hashing it on the way when a hash is expected). */
-async function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: ParsedRecord) => void): Promise<FileParse> {
+/**
+ * Stream one kmemleak file through the parser (hashing it on the way when a hash is expected).
+ * Synchronous reads: one file is parsed at a time and nothing else runs meanwhile, so an awaited
+ * read per chunk only adds a trip through the event loop (and idle time) per MiB.
+ */
+function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: ParsedRecord) => void): FileParse {
   const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES, stacks });
   const splitter = new LineSplitter(parser);
   const hash = wantHash ? createHash('sha256') : null;
   let bytes = 0;
   let error: string | undefined;
   const buf = (readBuffer ??= Buffer.allocUnsafeSlow(READ_SIZE));
-  let fh: fs.promises.FileHandle | null = null;
+  let fd: number | null = null;
   try {
-    fh = await fs.promises.open(file, 'r');
+    fd = fs.openSync(file, 'r');
     for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, READ_SIZE, null);
+      const bytesRead = fs.readSync(fd, buf, 0, READ_SIZE, null);
       if (bytesRead === 0) break;
       const chunk = buf.subarray(0, bytesRead);
       bytes += bytesRead;
@@ -133,7 +139,7 @@ async function parseFile(file: string, wantHash: boolean, stacks: StackInterner,
   } catch (e) {
     error = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
   } finally {
-    await fh?.close().catch(() => undefined);
+    if (fd !== null) try { fs.closeSync(fd); } catch { /* nothing to do: the file was read or failed already */ }
   }
   splitter.end();
   parser.end(splitter.lastLineUnterminated);
@@ -181,7 +187,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   // Rules that say nothing about the object (type, size, comm) match every object of a matching stack.
   const groupRuleAnyObject = groupRules.map((r) => r.rule.objectType === undefined && r.rule.size === undefined && r.rule.comm === undefined);
   const recordRuleIndex = recordRules.map((r) => ruleIndex.get(r)!);
-  const scratchUptimes: (number | null)[] = new Array(candidates.length).fill(null);
+  const scratchUptimes = new Float64Array(candidates.length);
   const scratchMasks: number[] = new Array(groupRules.length).fill(0);
 
   const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
@@ -237,7 +243,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       if (facts === undefined) {
         const text = stackTable.text(sid);
         const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
-        facts = { id: stackId, sm: stackMatches(stackId) };
+        facts = { id: stackId, sm: stackMatches(stackId), group: null };
         stackTable.memo[sid] = facts;
       }
       const id = facts.id;
@@ -254,7 +260,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
       for (let c = 0; c < candidates.length; c++) {
         const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
-        uptimes[c] = t;
+        uptimes[c] = t === null ? NaN : t;
         if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
       }
       if (r.jiffies !== null && inferHz) {
@@ -277,14 +283,15 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       update.recordRule = recordRule;
       update.repeat = repeat;
       update.bootMask = bootMask;
-      const g = table.add(update);
+      const g = recordRule === null ? (facts.group ??= table.groupOf(update)) : table.groupOf(update);
+      table.addTo(g, update);
       seen.set(r, g.index);
       snap.records++;
       formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
       if (r.pointerBits === 32) bits32++;
       else bits64++;
     };
-    const fp = await parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
+    const fp = parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
     // lo and hi are the same record exactly when no later record had other jiffies.
     if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
     snap.bytes = fp.bytes;

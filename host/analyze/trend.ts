@@ -26,6 +26,8 @@ export interface GroupAcc {
   /** Record-level rule that routed these records here (suppressed from the start), or null. */
   recordRule: CompiledRule | null;
   series: GroupPoint[];
+  /** The last point of `series` (the one a record of the current snapshot updates), or null. */
+  last: GroupPoint | null;
   objects: number;
   bytes: number;
   /** Records added, repeats included (the denominator of "every object matches"). */
@@ -48,8 +50,8 @@ export interface GroupAcc {
   vanished: number;
   sample: SampleRecord;
   sampleStack: KmemleakFrame[];
-  /** Per HZ candidate: the sample's allocation uptime. */
-  sampleUptime: (number | null)[];
+  /** Per HZ candidate: the sample's allocation uptime (NaN: unknown). */
+  sampleUptime: Float64Array;
   firstSeen: number;
   lastSeen: number;
 }
@@ -62,8 +64,11 @@ export interface RecordUpdate {
   recordRule: CompiledRule | null;
   /** Printed by the previous snapshot of the same boot. */
   repeat: boolean;
-  /** Per HZ candidate: reconstructed allocation uptime (null when unknown). */
-  uptimes: (number | null)[];
+  /**
+   * Per HZ candidate: reconstructed allocation uptime, NaN when unknown (a typed array: a double
+   * stored in a plain array is a heap object, one per record and candidate for the GC).
+   */
+  uptimes: Float64Array;
   /** Bit c set: boot-time under HZ candidate c. */
   bootMask: number;
   /** Per group rule: bitmask over HZ candidates of "this record matches the rule". */
@@ -75,17 +80,38 @@ export class GroupTable {
   /** The same groups by index, in creation order. */
   readonly list: GroupAcc[] = [];
 
+  /** Group keys of suppressed records, made once per stack and rule (a new string per record costs a hash each). */
+  private readonly ruleKeys = new Map<StackIdentity, Map<CompiledRule, string>>();
+
   constructor(private readonly nCandidates: number, private readonly groupRules: readonly CompiledRule[]) {}
+
+  private ruleKey(id: StackIdentity, rule: CompiledRule): string {
+    let byRule = this.ruleKeys.get(id);
+    if (!byRule) { byRule = new Map(); this.ruleKeys.set(id, byRule); }
+    let key = byRule.get(rule);
+    if (key === undefined) { key = `${id.fingerprint}|${rule.rule.id}`; byRule.set(rule, key); }
+    return key;
+  }
 
   /** Add one (deduplicated) record; returns the group it went to. */
   add(u: RecordUpdate): GroupAcc {
-    const key = u.recordRule ? `${u.id.fingerprint}|${u.recordRule.rule.id}` : u.id.fingerprint;
+    const g = this.groupOf(u);
+    this.addTo(g, u);
+    return g;
+  }
+
+  /**
+   * The group a record goes to, made (with the record as its sample) if new. Depends only on
+   * the record's stack identity and record rule, so a caller may keep it per stack.
+   */
+  groupOf(u: RecordUpdate): GroupAcc {
+    const key = u.recordRule ? this.ruleKey(u.id, u.recordRule) : u.id.fingerprint;
     let g = this.groups.get(key);
     const r = u.record;
     if (!g) {
       g = {
         index: this.list.length,
-        id: u.id, recordRule: u.recordRule, series: [], objects: 0, bytes: 0, seen: 0,
+        id: u.id, recordRule: u.recordRule, series: [], last: null, objects: 0, bytes: 0, seen: 0,
         sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
         percpu: 0, truncated: 0, fromDmesg: 0,
         boot: new Array(this.nCandidates).fill(0),
@@ -104,10 +130,17 @@ export class GroupTable {
       this.groups.set(key, g);
       this.list.push(g);
     }
-    let p = g.series[g.series.length - 1];
-    if (!p || p.snapshot !== u.snapshot) {
+    return g;
+  }
+
+  /** Add one (deduplicated) record to its group (groupOf's answer for it). */
+  addTo(g: GroupAcc, u: RecordUpdate): void {
+    const r = u.record;
+    let p = g.last;
+    if (p === null || p.snapshot !== u.snapshot) {
       p = { snapshot: u.snapshot, objects: 0, bytes: 0, newObjects: 0, newBytes: 0, cumObjects: g.objects, cumBytes: g.bytes };
       g.series.push(p);
+      g.last = p;
     }
     p.objects++;
     p.bytes += r.size;
@@ -136,7 +169,7 @@ export class GroupTable {
     for (let c = 0; c < this.nCandidates; c++) {
       if (u.bootMask & (1 << c)) g.boot[c]++;
       const t = u.uptimes[c];
-      if (t !== null && t !== undefined) {
+      if (t === t) { // not NaN (unknown)
         if (t < g.allocMin[c]) g.allocMin[c] = t;
         if (t > g.allocMax[c]) g.allocMax[c] = t;
       }
@@ -147,7 +180,6 @@ export class GroupTable {
       const row = g.ruleMatches[i];
       for (let c = 0; c < this.nCandidates; c++) if (m & (1 << c)) row[c]++;
     }
-    return g;
   }
 }
 
@@ -269,7 +301,7 @@ export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack
     frames: g.id.frames,
     module: g.id.module,
     sampleStack,
-    sample: { ...g.sample, allocUptimeS: round3(g.sampleUptime[c] ?? null) },
+    sample: { ...g.sample, allocUptimeS: round3(g.sampleUptime[c] ?? null) }, // NaN → null
     status: tr.status,
     tags: { 'boot-time': bootCount, percpu: g.percpu, truncated: g.truncated, repeated: g.seen - g.objects, dmesg: g.fromDmesg, vanished: g.vanished },
     bootTime: g.seen > 0 && bootCount === g.seen,

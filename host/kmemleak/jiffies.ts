@@ -65,14 +65,14 @@ export class HzEstimator {
     this.observeUptimes(uptimes, readUptimeS, ageMs);
   }
 
-  /** Same as observe(), with the allocation uptimes per candidate already computed (the hot path). */
-  observeUptimes(uptimes: readonly (number | null)[], readUptimeS: number | null, ageMs: number | null): void {
+  /** Same as observe(), with the allocation uptimes per candidate already computed (the hot path; null or NaN: unknown). */
+  observeUptimes(uptimes: ArrayLike<number | null>, readUptimeS: number | null, ageMs: number | null): void {
     this.observations++;
     const withAge = ageMs !== null && readUptimeS !== null;
     for (let i = 0; i < this.candidates.length; i++) {
       if (this.impossible[i] > 0 && !withAge) continue; // already ruled out; nothing more to learn
       const t = uptimes[i];
-      if (t === null || (readUptimeS !== null && t > readUptimeS + 2)) {
+      if (t === null || t !== t || (readUptimeS !== null && t > readUptimeS + 2)) {
         this.impossible[i]++;
         continue;
       }

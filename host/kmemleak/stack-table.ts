@@ -37,8 +37,22 @@ export function hashStackBytes(words: Int32Array, bytes: Uint8Array, len: number
   return h;
 }
 
+/**
+ * A stored key (see StackInterner.keys) holds the same `len` bytes as bytes/words: compared a word
+ * at a time in JS (a native Buffer.compare per record costs more in the call than in the compare).
+ */
+function sameStack(key: Int32Array, keyBytes: Uint8Array, words: Int32Array, bytes: Uint8Array, len: number): boolean {
+  const n = len >>> 2;
+  for (let k = 0; k < n; k++) if (key[k] !== words[k]) return false;
+  for (let k = n << 2; k < len; k++) if (keyBytes[k] !== bytes[k]) return false;
+  return true;
+}
+
 export class StackInterner implements StackTable {
-  private readonly keys: Buffer[] = [];
+  /** Stack bytes by id: as 32-bit words (the last one zero-padded), the same memory as bytes, and their length. */
+  private readonly keys: Int32Array[] = [];
+  private readonly keyBytes: Uint8Array[] = [];
+  private readonly keyLens: number[] = [];
   private readonly texts: string[] = [];
   memo: unknown[] = [];
   /** Incremented each time the table starts over (see MAX_STACKS). */
@@ -66,23 +80,25 @@ export class StackInterner implements StackTable {
     for (;;) {
       const s = this.slots[i];
       if (s === 0) break;
-      if (this.hashes[i] === h) {
-        const key = this.keys[s - 1];
-        if (key.length === len && bytes.compare(key, 0, len, 0, len) === 0) return s - 1;
-      }
+      if (this.hashes[i] === h && this.keyLens[s - 1] === len && sameStack(this.keys[s - 1], this.keyBytes[s - 1], words, bytes, len)) return s - 1;
       i = (i + 1) & mask;
     }
     if (this.texts.length >= MAX_STACKS) {
       this.keys.length = 0;
+      this.keyLens.length = 0;
+      this.keyBytes.length = 0;
       this.texts.length = 0;
       this.memo = [];
       this.slots.fill(0);
       this.epoch++;
     }
     const id = this.texts.length;
-    const key = Buffer.allocUnsafe(len);
-    bytes.copy(key, 0, 0, len);
+    const key = new Int32Array((len + 3) >>> 2);
+    const keyBytes = new Uint8Array(key.buffer);
+    keyBytes.set(bytes.subarray(0, len));
     this.keys.push(key);
+    this.keyBytes.push(keyBytes);
+    this.keyLens.push(len);
     this.texts.push(ascii ? (bytes as FastBuffer).latin1Slice(0, len) : (bytes as FastBuffer).utf8Slice(0, len));
     if ((id + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     this.put(h, id);
