@@ -65,6 +65,25 @@ log() {
   echo "$(date +%s) kml-agent[$$]: $*"
 }
 
+# agent.log grows by a line or two per cycle (a 2 s interval for a week is megabytes): past
+# AGENT_LOG_MAX_KB it becomes agent.log.1 (one old copy kept) and the agent goes on in a fresh
+# agent.log. Only when agent.log is where our output goes (kml's launch line): a test or a user
+# running the agent in a terminal keeps their stdout.
+AGENT_LOG_MAX_KB=${KML_AGENT_LOG_MAX_KB:-1024}
+rotate_log() {
+  rl_log=$dir/agent.log
+  # -ef is not POSIX, but mksh (Android), busybox ash and dash all have it (the tests run all three)
+  # shellcheck disable=SC3013
+  if [ ! -f "$rl_log" ] || [ -L "$rl_log" ] || [ ! "$rl_log" -ef "/proc/$$/fd/1" ]; then return 0; fi
+  rl_kb=$(du -k "$rl_log" 2>/dev/null) || return 0
+  rl_kb=${rl_kb%%[!0-9]*}
+  if [ -z "$rl_kb" ] || [ "$rl_kb" -le "$AGENT_LOG_MAX_KB" ]; then return 0; fi
+  if mv -f "$rl_log" "$rl_log.1" 2>/dev/null; then
+    exec >>"$rl_log" 2>&1
+    log "agent.log was ${rl_kb} kB: the older lines are in agent.log.1"
+  fi
+}
+
 usage_error() {
   echo "kml-agent: $*" >&2
   echo "kml-agent: run with --help for the options" >&2
@@ -996,6 +1015,7 @@ main() {
     run_cycle
     cycles=$((cycles + 1))
     last_cycle_wall=$cycle_start
+    rotate_log
     if [ "$count" -gt 0 ] && [ "$cycles" -ge "$count" ]; then break; fi
     [ "$stop_requested" = 0 ] || break
     next_cycle_wall=$((cycle_start + interval))

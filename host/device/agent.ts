@@ -120,7 +120,7 @@ export function agentArgs(dir: string, cfg: AgentRunConfig): string[] {
  * then waits for, and the adb call never returns (lab-feasibility.md §9).
  */
 /** Files the agent keeps in its folder (besides snapshots/ and the script). */
-const AGENT_STATE_FILES = ['agent.pid', 'agent.log', 'heartbeat', 'heartbeat.tmp', 'seq', 'seq.tmp', 'skipped.log', 'ledger', 'kmsg.marker', 'kmsg.marker.tmp'];
+const AGENT_STATE_FILES = ['agent.pid', 'agent.log', 'agent.log.1', 'heartbeat', 'heartbeat.tmp', 'seq', 'seq.tmp', 'skipped.log', 'ledger', 'kmsg.marker', 'kmsg.marker.tmp'];
 
 export function launchLine(dir: string, cfg: AgentRunConfig, shell = 'sh'): string {
   const script = `${dir}/${AGENT_FILE}`;

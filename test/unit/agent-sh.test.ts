@@ -236,6 +236,30 @@ for (const shell of SHELLS) {
       assert.ok(res.ms >= 10_000, `two double-scan cycles took ${res.ms} ms`);
     });
 
+    test('agent.log past its cap becomes agent.log.1 and the agent goes on in a fresh agent.log (only when it is the output)', async () => {
+      const r = await rig();
+      const log = path.join(r.dir, 'agent.log');
+      await mkdir(r.dir, { recursive: true });
+      await writeFile(log, 'old line\n'.repeat(20_000)); // 180 kB of earlier lines
+      // as kml's launch line runs it: output appended to agent.log; a 64 kB cap for the test
+      const child = spawn('/bin/sh', ['-c', 'exec "$@" >>"$KML_TEST_LOG" 2>&1', 'sh', ...shell.argv, AGENT_SCRIPT, ...r.baseArgs(['--protocol', 'seed', '--interval', '1', '--count', '2'])], {
+        env: { PATH: process.env.PATH, KML_TEST_LOG: log, KML_AGENT_LOG_MAX_KB: '64' }, stdio: 'ignore',
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      assert.equal(code, 0);
+      const old = await readFile(`${log}.1`, 'utf8');
+      assert.ok(old.startsWith('old line\n') && /started: version=/.test(old), 'the earlier lines and the start line moved to agent.log.1');
+      const fresh = await readFile(log, 'utf8');
+      assert.match(fresh, /agent\.log was \d+ kB: the older lines are in agent\.log\.1/);
+      assert.match(fresh, /stopped after 2 cycle\(s\)/, 'the agent kept logging into the new file');
+      assert.ok(!fresh.includes('old line'));
+      // run with its output elsewhere (a terminal, a test pipe): agent.log is not touched
+      await writeFile(log, 'x\n'.repeat(100_000));
+      const res = await r.run(shell, r.baseArgs(['--protocol', 'seed', '--once']), { KML_AGENT_LOG_MAX_KB: '64' });
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal((await readFile(log, 'utf8')).length, 200_000);
+    });
+
     test('sequence survives restarts; stale partials removed; kmsg marker only passes new lines', async () => {
       const r = await rig();
       const args = r.baseArgs(['--protocol', 'seed', '--interval', '1']);
