@@ -39,13 +39,28 @@ export interface GroupAcc {
   percpu: number;
   truncated: number;
   fromDmesg: number;
+  /**
+   * The per-candidate counters below, in one block (a record updates them all: one stretch of
+   * memory, not a handful of arrays scattered over the heap): boot, allocMin, allocMax, then
+   * ruleMatches row by row, nCandidates numbers each.
+   */
+  acc: Float64Array;
   /** Per HZ candidate: records tagged boot-time. */
-  boot: number[];
+  boot: Float64Array;
   /** Per group rule, per HZ candidate: records matching. */
-  ruleMatches: number[][];
+  ruleMatches: Float64Array[];
   /** Per HZ candidate: allocation uptime range. */
-  allocMin: number[];
-  allocMax: number[];
+  allocMin: Float64Array;
+  allocMax: Float64Array;
+  /**
+   * Records of the same size (comm) as the group's previous record are counted here and added to
+   * `sizes` (`comms`) when the size (comm) changes or the group is read (see settleGroup): most
+   * records of a group repeat the previous one's, and a Map lookup per record is a cache miss.
+   */
+  runSize: number;
+  runSizeCount: number;
+  runComm: string | null;
+  runCommCount: number;
   /** New objects that were gone from the next snapshot of the same boot (freed or referenced again). */
   vanished: number;
   sample: SampleRecord;
@@ -109,15 +124,14 @@ export class GroupTable {
     let g = this.groups.get(key);
     const r = u.record;
     if (!g) {
+      const k = countersOf(this.nCandidates, this.groupRules.length);
       g = {
         index: this.list.length,
         id: u.id, recordRule: u.recordRule, series: [], last: null, objects: 0, bytes: 0, seen: 0,
         sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
         percpu: 0, truncated: 0, fromDmesg: 0,
-        boot: new Array(this.nCandidates).fill(0),
-        ruleMatches: this.groupRules.map(() => new Array(this.nCandidates).fill(0)),
-        allocMin: new Array(this.nCandidates).fill(Infinity),
-        allocMax: new Array(this.nCandidates).fill(-Infinity),
+        acc: k.acc, boot: k.boot, ruleMatches: k.ruleMatches, allocMin: k.allocMin, allocMax: k.allocMax,
+        runSize: NaN, runSizeCount: 0, runComm: null, runCommCount: 0,
         vanished: 0,
         sample: {
           snapshot: u.snapshot, address: r.address, size: r.size, comm: r.comm, pid: r.pid, jiffies: r.jiffies,
@@ -154,33 +168,78 @@ export class GroupTable {
     }
     g.seen++;
     g.lastSeen = u.snapshot;
-    const sizeCount = g.sizes.get(r.size);
-    if (sizeCount !== undefined) g.sizes.set(r.size, sizeCount + 1);
-    else if (g.sizes.size < MAX_SIZES) g.sizes.set(r.size, 1);
+    if (r.size === g.runSize) g.runSizeCount++;
+    else {
+      settleSize(g);
+      const sizeCount = g.sizes.get(r.size);
+      if (sizeCount !== undefined) g.sizes.set(r.size, sizeCount + 1);
+      else if (g.sizes.size < MAX_SIZES) g.sizes.set(r.size, 1);
+      g.runSize = r.size;
+    }
     if (r.size < g.minSize) g.minSize = r.size;
     if (r.size > g.maxSize) g.maxSize = r.size;
     const comm = r.comm ?? '?';
-    const commCount = g.comms.get(comm);
-    if (commCount !== undefined) g.comms.set(comm, commCount + 1);
-    else if (g.comms.size < MAX_COMMS) g.comms.set(comm, 1);
+    if (comm === g.runComm) g.runCommCount++;
+    else {
+      settleComm(g);
+      const commCount = g.comms.get(comm);
+      if (commCount !== undefined) g.comms.set(comm, commCount + 1);
+      else if (g.comms.size < MAX_COMMS) g.comms.set(comm, 1);
+      g.runComm = comm;
+    }
     if (r.objectType === 'percpu') g.percpu++;
     if (r.truncated) g.truncated++;
     if (r.fromDmesg) g.fromDmesg++;
-    for (let c = 0; c < this.nCandidates; c++) {
-      if (u.bootMask & (1 << c)) g.boot[c]++;
+    const n = this.nCandidates;
+    const a = g.acc;
+    for (let c = 0; c < n; c++) {
+      if (u.bootMask & (1 << c)) a[c]++;
       const t = u.uptimes[c];
       if (t === t) { // not NaN (unknown)
-        if (t < g.allocMin[c]) g.allocMin[c] = t;
-        if (t > g.allocMax[c]) g.allocMax[c] = t;
+        if (t < a[n + c]) a[n + c] = t;
+        if (t > a[2 * n + c]) a[2 * n + c] = t;
       }
     }
     for (let i = 0; i < u.ruleMasks.length; i++) {
       const m = u.ruleMasks[i];
       if (m === 0) continue;
-      const row = g.ruleMatches[i];
-      for (let c = 0; c < this.nCandidates; c++) if (m & (1 << c)) row[c]++;
+      const row = (3 + i) * n;
+      for (let c = 0; c < n; c++) if (m & (1 << c)) a[row + c]++;
     }
   }
+}
+
+/** A group's counter block (GroupAcc.acc) and its views. */
+function countersOf(n: number, rules: number): Pick<GroupAcc, 'acc' | 'boot' | 'allocMin' | 'allocMax' | 'ruleMatches'> {
+  const acc = new Float64Array((3 + rules) * n);
+  const allocMin = acc.subarray(n, 2 * n).fill(Infinity);
+  const allocMax = acc.subarray(2 * n, 3 * n).fill(-Infinity);
+  const ruleMatches: Float64Array[] = [];
+  for (let i = 0; i < rules; i++) ruleMatches.push(acc.subarray((3 + i) * n, (4 + i) * n));
+  return { acc, boot: acc.subarray(0, n), allocMin, allocMax, ruleMatches };
+}
+
+/** Add the records counted in the group's current size run to `sizes` (if the size is there: it was capped otherwise). */
+function settleSize(g: GroupAcc): void {
+  if (g.runSizeCount > 0) {
+    const v = g.sizes.get(g.runSize);
+    if (v !== undefined) g.sizes.set(g.runSize, v + g.runSizeCount);
+    g.runSizeCount = 0;
+  }
+}
+
+function settleComm(g: GroupAcc): void {
+  if (g.runCommCount > 0) {
+    const v = g.comms.get(g.runComm!);
+    if (v !== undefined) g.comms.set(g.runComm!, v + g.runCommCount);
+    g.runCommCount = 0;
+  }
+}
+
+/** Bring `sizes` and `comms` up to date (before reading them). */
+export function settleGroup(g: GroupAcc): void {
+  settleSize(g);
+  settleComm(g);
 }
 
 // --- statistics -------------------------------------------------------------------------------------
@@ -292,6 +351,7 @@ function top<K>(m: Map<K, number>): Array<[K, number]> {
 
 /** Turn an accumulator into the model's LeakGroup, for HZ candidate `c`. */
 export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack: string[]): LeakGroup {
+  settleGroup(g);
   const bootCount = g.boot[c] ?? 0;
   return {
     fingerprint: g.id.fingerprint,
