@@ -145,7 +145,7 @@ test('agent script is shellcheck-clean as POSIX sh', { timeout: 60_000 }, () => 
 });
 
 for (const shell of SHELLS) {
-  describe(`kml-agent.sh under ${shell.name}`, { concurrency: true, timeout: 120_000 }, () => {
+  describe(`kml-agent.sh under ${shell.name}`, { concurrency: true, timeout: 300_000 }, () => {
     const rigs: Rig[] = [];
     const rig = async () => {
       const r = await Rig.create();
