@@ -621,12 +621,28 @@ load_seq() {
     strip0 "$ls_v"
     seq=$s0_v
   fi
-  # Never below a published snapshot (belt and braces if seq was lost).
+  # Never below a published snapshot (belt and braces if seq was lost), nor below the last number
+  # the ledger or skipped.log used: once kml has pulled and deleted every snapshot, a lost seq
+  # file would otherwise start again at 1 in the same boot (the host keeps both, as a conflict).
   for ls_d in "$snapdir"/*; do
     ls_n=${ls_d##*/}
     is_uint "$ls_n" || continue
     case $ls_n in 0*) continue ;; esac
     if [ "$ls_n" -gt "$seq" ]; then seq=$ls_n; fi
+  done
+  for ls_f in "$dir/ledger" "$dir/skipped.log"; do
+    [ -f "$ls_f" ] || continue
+    ls_tail=$(tail -n 20 "$ls_f" 2>/dev/null) || continue
+    while IFS= read -r ls_line; do
+      case $ls_line in *seq=*) ;; *) continue ;; esac
+      ls_n=${ls_line#*seq=}
+      ls_n=${ls_n%% *}
+      is_uint "$ls_n" || continue
+      case $ls_n in 0*) continue ;; esac
+      if [ "${#ls_n}" -le 9 ] && [ "$ls_n" -gt "$seq" ]; then seq=$ls_n; fi
+    done <<EOF
+$ls_tail
+EOF
   done
 }
 

@@ -294,6 +294,16 @@ for (const shell of SHELLS) {
       assert.equal(bad.code, 5);
       assert.match(bad.stderr, /corrupt .*seq/);
       assert.deepEqual(await r.snapshots(), ['1', '2', '3', '4']);
+      // seq lost after kml pulled and deleted every snapshot: the ledger still knows 4 was used.
+      await rm(path.join(r.dir, 'seq'));
+      for (const n of ['1', '2', '3', '4']) await rm(path.join(r.dir, 'snapshots', n), { recursive: true });
+      assert.equal((await r.run(shell, [...args, '--once'])).code, 0);
+      assert.deepEqual(await r.snapshots(), ['5']);
+      await rm(path.join(r.dir, 'snapshots', '5'), { recursive: true });
+      await rm(path.join(r.dir, 'seq'));
+      await appendFile(path.join(r.dir, 'ledger'), 'garbage seq=x\nseq=0012 a\nseq=1234567890123 b\n');
+      assert.equal((await r.run(shell, [...args, '--once'])).code, 0);
+      assert.deepEqual(await r.snapshots(), ['6'], 'malformed ledger numbers are ignored, the good ones still count');
     });
 
     test('ledger: a line per published snapshot with meta\'s hashes, a start line per start, a missing line recovered', async () => {
