@@ -184,7 +184,8 @@ export class ParsedRecord {
   reset(line: number): void {
     this.comm = null; this.pid = null; this.jiffies = null; this.ageMs = null;
     this.hexLength = null; this.hexCpu = null; this.crc = null; this.hexChars = 0;
-    this.terminator = false; this.format = ''; this.issues.length = 0; this.truncated = false;
+    this.terminator = false; this.format = ''; this.truncated = false;
+    if (this.issues.length !== 0) this.issues.length = 0; // setting length is a runtime call, even to its value
     this.line = line; this.fromDmesg = false;
     this.frameCount = 0; this.pcKind = PcKind.None;
     this.stackLen = 0; this.stackAscii = true; this.stackText = null;
