@@ -52,6 +52,7 @@ const RE_CAPTURE_MARKER = /(?:\[section rc=-?\d+\]|rc=-?\d+|#{2,3} .*)\s*$/y;
 const RE_OTHER_TOOL_HEADER = /(?:(?:\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d )?BUG: memory leak|kmemleaks found (?:before|after) running.*)\s*$/y;
 
 const TERMINATORS = new Set(['ffffffff', 'ffffffffffffffff']);
+const RE_BLANKS = /\s+/y;
 
 // --- the recogniser table -------------------------------------------------------------------------
 
@@ -131,6 +132,12 @@ export interface ParserOptions {
   maxSamples?: number;
   /** Table numbering the records' stacks (ParsedRecord.stackId()); share one across files. */
   stacks?: StackInterner;
+  /**
+   * Keep the frames' `[<pc>]` pointers in the records' stack text (default true). Off, a record
+   * costs fewer bytes to copy, hash and compare, and frames() has pc: null (the analysis never
+   * reads a frame's pointer: the record's format is taken while parsing).
+   */
+  stackPcs?: boolean;
 }
 
 // --- byte classes for the byte path ---------------------------------------------------------------
@@ -401,6 +408,7 @@ export class KmemleakParser implements ByteLineSink {
     this.onParsed = opts.onParsed;
     this.maxSamples = opts.maxSamples ?? MAX_SAMPLES;
     if (opts.stacks) this.rec.stackTable = opts.stacks;
+    if (opts.stackPcs === false) this.rec.keepPcs = false;
   }
 
   /** Feed one line (without its newline; a trailing CR is tolerated). */
@@ -774,7 +782,7 @@ export class KmemleakParser implements ByteLineSink {
       this.addIssue('excess-frames');
       return true;
     }
-    r.addFrameBytes(b, i, end, pcKind);
+    r.addFrameBytes(b, r.keepPcs ? i : s0, end, pcKind);
     return true;
   }
 
@@ -851,7 +859,14 @@ export class KmemleakParser implements ByteLineSink {
       this.addIssue('excess-frames');
       return true;
     }
-    r.addFrameText(ctx.start === 0 ? ctx.text : ctx.text.slice(ctx.start), m[1] ?? null);
+    let from = ctx.start;
+    if (!r.keepPcs && m[1] !== undefined) {
+      // Past `[<pc>]` and the blanks RE_FRAME's `\s+` took (the symbol or address starts after them).
+      RE_BLANKS.lastIndex = from + 2 + m[1].length + 2;
+      RE_BLANKS.exec(ctx.text);
+      from = RE_BLANKS.lastIndex;
+    }
+    r.addFrameText(from === 0 ? ctx.text : ctx.text.slice(from), m[1] ?? null);
     return true;
   }
 

@@ -160,6 +160,11 @@ export class ParsedRecord {
   stackLen = 0;
   /** Where stackId() numbers stacks (the parser's `stacks` option; a table of its own otherwise). */
   stackTable: StackInterner | null = null;
+  /**
+   * Keep each frame's `[<pc>] ` in the stack text (the parser's `stackPcs` option, default true).
+   * Without it frames() gives pc: null, and stacks that differ only in pointers are one stack.
+   */
+  keepPcs = true;
 
   constructor() {
     this.allocStack(4096);
