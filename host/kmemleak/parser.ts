@@ -76,7 +76,9 @@ interface Recogniser {
   re: RegExp;
   /** Part of a leak record (else counted in ignoredLines under its name). */
   record?: boolean;
-  /** Return false to decline (the next recogniser is tried). */
+  /** The handler does not read the match: matched with test() (no match array, no capture strings to collect). */
+  noMatch?: boolean;
+  /** Return false to decline (the next recogniser is tried). `m` is null for a noMatch recogniser. */
   handle: (p: KmemleakParser, m: RegExpExecArray, ctx: LineCtx) => boolean | void;
 }
 
@@ -91,16 +93,16 @@ export const RECOGNISERS: readonly Recogniser[] = [
   { name: 'hex-header', record: true, states: IN_RECORD, first: 'h', re: RE_HEX_HEADER, handle: (p, m) => p._hexHeader(m) },
   { name: 'backtrace-header', record: true, states: IN_RECORD, first: 'b', re: RE_BT_HEADER, handle: (p, m) => p._btHeader(m) },
   // `dump=<addr>` output in dmesg (not a leak report): swallow it until something else appears.
-  { name: 'dump-object', first: 'O', re: RE_DUMP_HEADER, handle: (p) => p._startDump() },
-  { name: 'dump-object', states: ['dump'], re: RE_DUMP_BODY, handle: () => true },
-  { name: 'dump-object', states: ['dump'], re: RE_FRAME_FAST, handle: () => true },
-  { name: 'dump-object', states: ['dump'], re: RE_FRAME, handle: () => true },
-  { name: 'blank', re: /\s*$/y, handle: () => true },
-  { name: 'kmemleak-message', re: RE_KMEMLEAK_MESSAGE, handle: (_p, _m, c) => c.tagged || c.dmesg },
-  { name: 'other-tool-header', re: RE_OTHER_TOOL_HEADER, handle: () => true },
-  { name: 'capture-marker', first: '[r#', re: RE_CAPTURE_MARKER, handle: () => true },
+  { name: 'dump-object', first: 'O', re: RE_DUMP_HEADER, noMatch: true, handle: (p) => p._startDump() },
+  { name: 'dump-object', states: ['dump'], re: RE_DUMP_BODY, noMatch: true, handle: () => true },
+  { name: 'dump-object', states: ['dump'], re: RE_FRAME_FAST, noMatch: true, handle: () => true },
+  { name: 'dump-object', states: ['dump'], re: RE_FRAME, noMatch: true, handle: () => true },
+  { name: 'blank', re: /\s*$/y, noMatch: true, handle: () => true },
+  { name: 'kmemleak-message', re: RE_KMEMLEAK_MESSAGE, noMatch: true, handle: (_p, _m, c) => c.tagged || c.dmesg },
+  { name: 'other-tool-header', re: RE_OTHER_TOOL_HEADER, noMatch: true, handle: () => true },
+  { name: 'capture-marker', first: '[r#', re: RE_CAPTURE_MARKER, noMatch: true, handle: () => true },
   // A dmesg line from another subsystem (timestamped, no kmemleak tag): skip it, keep the record open.
-  { name: 'dmesg-other', re: /(?:)/y, handle: (_p, _m, c) => c.dmesg && !c.tagged },
+  { name: 'dmesg-other', re: /(?:)/y, noMatch: true, handle: (_p, _m, c) => c.dmesg && !c.tagged },
 ];
 
 /**
@@ -480,9 +482,11 @@ export class KmemleakParser implements ByteLineSink {
     for (let k = 0; k < list.length; k++) {
       const r = list[k];
       r.re.lastIndex = ctx.start;
-      const m = r.re.exec(text);
-      if (!m) continue;
-      if (r.handle(this, m, ctx) === false) continue;
+      let m: RegExpExecArray | null = null;
+      if (r.noMatch) {
+        if (!r.re.test(text)) continue;
+      } else if (!(m = r.re.exec(text))) continue;
+      if (r.handle(this, m as RegExpExecArray, ctx) === false) continue;
       if (!r.record) this.counters.ignoredLines[r.name] = (this.counters.ignoredLines[r.name] ?? 0) + 1;
       return true;
     }
