@@ -24,7 +24,7 @@ import {
   type SuppressedGroup, type SuppressionUse,
 } from './model.js';
 import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRule, type SuppressionConfig } from './suppress.js';
-import { GroupTable, rankGroups, toLeakGroup, trendOf, type GroupAcc, type RecordUpdate } from './trend.js';
+import { GroupTable, rankGroups, ruleMatchCount, toLeakGroup, trendOf, type GroupAcc, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
 
@@ -402,7 +402,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     if (!by) {
       for (let i = 0; i < groupRules.length; i++) {
         const gr = groupRules[i];
-        if (g.seen === 0 || g.ruleMatches[i][c] !== g.seen) continue;
+        if (g.seen === 0 || ruleMatchCount(g, i, c) !== g.seen) continue;
         if (gr.rule.unlessGrowing && tr.status === 'growing') continue;
         if (gr.rule.groupCondition === 'all-vanished' && !(snapshotMode === 'persistent' && g.objects > 0 && g.vanished >= g.objects && g.lastSeen < lastData)) continue;
         by = gr;

@@ -40,18 +40,14 @@ export interface GroupAcc {
   truncated: number;
   fromDmesg: number;
   /**
-   * The per-candidate counters below, in one block (a record updates them all: one stretch of
-   * memory, not a handful of arrays scattered over the heap): boot, allocMin, allocMax, then
-   * ruleMatches row by row, nCandidates numbers each.
+   * Per-candidate counters in one block (a record updates them all: one stretch of memory, not a
+   * handful of arrays scattered over the heap), `n` numbers each, one per HZ candidate: records
+   * tagged boot-time, allocation uptime min, max, then per group rule the records matching it
+   * (read with ruleMatchCount).
    */
   acc: Float64Array;
-  /** Per HZ candidate: records tagged boot-time. */
-  boot: Float64Array;
-  /** Per group rule, per HZ candidate: records matching. */
-  ruleMatches: Float64Array[];
-  /** Per HZ candidate: allocation uptime range. */
-  allocMin: Float64Array;
-  allocMax: Float64Array;
+  /** Number of HZ candidates. */
+  n: number;
   /**
    * Records of the same size (comm) as the group's previous record are counted here and added to
    * `sizes` (`comms`) when the size (comm) changes or the group is read (see settleGroup): most
@@ -124,13 +120,12 @@ export class GroupTable {
     let g = this.groups.get(key);
     const r = u.record;
     if (!g) {
-      const k = countersOf(this.nCandidates, this.groupRules.length);
       g = {
         index: this.list.length,
         id: u.id, recordRule: u.recordRule, series: [], last: null, objects: 0, bytes: 0, seen: 0,
         sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
         percpu: 0, truncated: 0, fromDmesg: 0,
-        acc: k.acc, boot: k.boot, ruleMatches: k.ruleMatches, allocMin: k.allocMin, allocMax: k.allocMax,
+        acc: countersOf(this.nCandidates, this.groupRules.length), n: this.nCandidates,
         runSize: NaN, runSizeCount: 0, runComm: null, runCommCount: 0,
         vanished: 0,
         sample: {
@@ -210,13 +205,16 @@ export class GroupTable {
 }
 
 /** A group's counter block (GroupAcc.acc) and its views. */
-function countersOf(n: number, rules: number): Pick<GroupAcc, 'acc' | 'boot' | 'allocMin' | 'allocMax' | 'ruleMatches'> {
+function countersOf(n: number, rules: number): Float64Array {
   const acc = new Float64Array((3 + rules) * n);
-  const allocMin = acc.subarray(n, 2 * n).fill(Infinity);
-  const allocMax = acc.subarray(2 * n, 3 * n).fill(-Infinity);
-  const ruleMatches: Float64Array[] = [];
-  for (let i = 0; i < rules; i++) ruleMatches.push(acc.subarray((3 + i) * n, (4 + i) * n));
-  return { acc, boot: acc.subarray(0, n), allocMin, allocMax, ruleMatches };
+  acc.fill(Infinity, n, 2 * n);
+  acc.fill(-Infinity, 2 * n, 3 * n);
+  return acc;
+}
+
+/** Records of the group matching group rule `i` under HZ candidate `c`. */
+export function ruleMatchCount(g: GroupAcc, i: number, c: number): number {
+  return g.acc[(3 + i) * g.n + c];
 }
 
 /** Add the records counted in the group's current size run to `sizes` (if the size is there: it was capped otherwise). */
@@ -352,7 +350,9 @@ function top<K>(m: Map<K, number>): Array<[K, number]> {
 /** Turn an accumulator into the model's LeakGroup, for HZ candidate `c`. */
 export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack: string[]): LeakGroup {
   settleGroup(g);
-  const bootCount = g.boot[c] ?? 0;
+  const bootCount = g.acc[c] ?? 0;
+  const allocMin = g.acc[g.n + c];
+  const allocMax = g.acc[2 * g.n + c];
   return {
     fingerprint: g.id.fingerprint,
     key: g.id.key,
@@ -375,7 +375,7 @@ export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack
     series: g.series,
     sizes: { min: g.minSize === Infinity ? 0 : g.minSize, max: g.maxSize, top: top(g.sizes).map(([size, count]) => ({ size, count })) },
     comms: top(g.comms).map(([comm, count]) => ({ comm, count })),
-    allocUptimeS: g.allocMin[c] === Infinity ? null : { min: round3(g.allocMin[c])!, max: round3(g.allocMax[c])! },
+    allocUptimeS: allocMin === Infinity ? null : { min: round3(allocMin)!, max: round3(allocMax)! },
   };
 }
 
