@@ -46,6 +46,10 @@ describe('hostile serials, paths and options never reach a shell', { timeout: 15
   after(async () => {
     await adbd?.stop();
     if (server) await runAdb(['-P', String(server.port), 'kill-server'], server.env, { timeoutMs: 15_000 }).catch(() => undefined);
+    // `kml doctor -s -P1 --json` is parsed by commander as port 1 and serial "--json": kml then
+    // asks for an adb server on port 1 and adbkit starts one (as adb itself would). It is this
+    // test's: stop it.
+    if (server) await runAdb(['-P', '1', 'kill-server'], server.env, { timeoutMs: 15_000 }).catch(() => undefined);
     await fs.rm(root, { recursive: true, force: true });
   });
 
