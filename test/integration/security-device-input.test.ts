@@ -17,8 +17,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SHARED_FIXTURES } from '../helpers/paths.js';
-import { runAdb, startAdbServer, type AdbServer } from '../helpers/adb-server.js';
-import { spawnHostAdbd, type SpawnedAdbd } from '../helpers/host-adbd.js';
+import { startAdbServer, type AdbServer } from '../helpers/adb-server.js';
+import { startHostAdbd, type ConnectedAdbd } from '../helpers/host-adbd.js';
 import { readManifest } from '../../host/store/manifest.js';
 import { listRuns } from '../../host/store/run.js';
 import { serialSafe } from '../../host/store/layout.js';
@@ -41,7 +41,7 @@ function metaFor(seq: number | string, bootId: string, files: Record<string, Buf
 
 describe('hostile device content never escapes the store', { timeout: 10 * 60_000 }, () => {
   let server: AdbServer;
-  let adbd: SpawnedAdbd;
+  let adbd: ConnectedAdbd;
   let serial: string;
   let root: string;
   let report: Buffer;
@@ -52,15 +52,13 @@ describe('hostile device content never escapes the store', { timeout: 10 * 60_00
     report = await fs.readFile(REPORT);
     meminfo = await fs.readFile(MEMINFO);
     server = await startAdbServer();
-    adbd = await spawnHostAdbd({ args: ['--reboot-cmd', ''] });
-    serial = `127.0.0.1:${adbd.port}`;
-    const c = await server.adb(['connect', serial], { timeoutMs: 15_000 });
-    assert.match(c.stdout, /connected to/);
+    adbd = await startHostAdbd(server, { args: ['--reboot-cmd', ''] });
+    serial = adbd.serial;
   });
 
   after(async () => {
     await adbd?.stop();
-    if (server) await runAdb(['-P', String(server.port), 'kill-server'], server.env, { timeoutMs: 15_000 }).catch(() => undefined);
+    await server?.kill();
     await fs.rm(root, { recursive: true, force: true });
   });
 

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SHARED_FIXTURES } from '../helpers/paths.js';
 import { runAdb, startAdbServer, type AdbServer } from '../helpers/adb-server.js';
-import { spawnHostAdbd, type SpawnedAdbd } from '../helpers/host-adbd.js';
+import { startHostAdbd, type ConnectedAdbd } from '../helpers/host-adbd.js';
 import { readManifest } from '../../host/store/manifest.js';
 import { listRuns } from '../../host/store/run.js';
 import { serialSafe } from '../../host/store/layout.js';
@@ -23,7 +23,7 @@ const REPORT = path.join(SHARED_FIXTURES, 'kmemleak', 'kmemleak-report-after-rmm
 
 describe('hostile serials, paths and options never reach a shell', { timeout: 15 * 60_000 }, () => {
   let server: AdbServer;
-  let adbd: SpawnedAdbd;
+  let adbd: ConnectedAdbd;
   let serial: string;
   let root: string;
   let env: NodeJS.ProcessEnv;
@@ -35,17 +35,15 @@ describe('hostile serials, paths and options never reach a shell', { timeout: 15
     await fs.mkdir(path.join(root, 'cwd'));
     await fs.mkdir(path.join(root, 'home'));
     server = await startAdbServer();
-    adbd = await spawnHostAdbd({ args: ['--reboot-cmd', ''] });
-    serial = `127.0.0.1:${adbd.port}`;
-    const c = await server.adb(['connect', serial], { timeoutMs: 15_000 });
-    assert.match(c.stdout, /connected to/);
+    adbd = await startHostAdbd(server, { args: ['--reboot-cmd', ''] });
+    serial = adbd.serial;
     // HOME and the lab state folder are the test's: the lab commands see no lab device of anyone else
     env = { ...server.env, HOME: path.join(root, 'home'), KML_STATE_DIR: path.join(root, 'home', 'state'), KML_CACHE_DIR: path.join(root, 'home', 'cache') };
   });
 
   after(async () => {
     await adbd?.stop();
-    if (server) await runAdb(['-P', String(server.port), 'kill-server'], server.env, { timeoutMs: 15_000 }).catch(() => undefined);
+    await server?.kill();
     // `kml doctor -s -P1 --json` is parsed by commander as port 1 and serial "--json": kml then
     // asks for an adb server on port 1 and adbkit starts one (as adb itself would). It is this
     // test's: stop it.

@@ -16,15 +16,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SHARED_FIXTURES } from '../helpers/paths.js';
-import { runAdb, startAdbServer, type AdbServer } from '../helpers/adb-server.js';
-import { spawnHostAdbd, type SpawnedAdbd } from '../helpers/host-adbd.js';
+import { startAdbServer, type AdbServer } from '../helpers/adb-server.js';
+import { startHostAdbd, type ConnectedAdbd } from '../helpers/host-adbd.js';
 import { assertClearOutcome, runKml, treeState } from './security-rig.js';
 
 const REPORT = path.join(SHARED_FIXTURES, 'kmemleak', 'kmemleak-report-after-rmmod.txt');
 
 describe('file modes on the device and in the store', { timeout: 10 * 60_000 }, () => {
   let server: AdbServer;
-  let adbd: SpawnedAdbd;
+  let adbd: ConnectedAdbd;
   let serial: string;
   let root: string;
 
@@ -35,18 +35,16 @@ describe('file modes on the device and in the store', { timeout: 10 * 60_000 }, 
     // the "device" runs with umask 000: whatever it creates without an explicit mode is 0666/0777
     const old = process.umask(0);
     try {
-      adbd = await spawnHostAdbd({ args: ['--reboot-cmd', ''] });
+      adbd = await startHostAdbd(server, { args: ['--reboot-cmd', ''] });
     } finally {
       process.umask(old);
     }
-    serial = `127.0.0.1:${adbd.port}`;
-    const c = await server.adb(['connect', serial], { timeoutMs: 15_000 });
-    assert.match(c.stdout, /connected to/);
+    serial = adbd.serial;
   });
 
   after(async () => {
     await adbd?.stop();
-    if (server) await runAdb(['-P', String(server.port), 'kill-server'], server.env, { timeoutMs: 15_000 }).catch(() => undefined);
+    await server?.kill();
     await fs.rm(root, { recursive: true, force: true });
   });
 
