@@ -4,6 +4,7 @@ import type { AnalyzedRun, LeakGroup } from '../analyze/model.js';
 import type { MemoryAnalysis, Verdict } from '../analyze/memory-model.js';
 import { isMemoryAnalysis } from '../analyze/memory.js';
 import { isVerdict } from '../analyze/verdict.js';
+import { terminalSafe } from '../terminal.js';
 
 export interface RenderOptions {
   /** Groups shown in human formats (JSON always has all). */
@@ -80,10 +81,9 @@ export function mdCell(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ').replace(/([`*_<>])/g, '\\$1');
 }
 
-/** Terminal text: no control characters from the device reach the user's terminal. */
+/** One table cell or line of terminal text: terminalSafe(), and no tab or newline either. */
 export function safeText(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+  return terminalSafe(s).replace(/[\t\n]/g, '?');
 }
 
 export function rate(n: number | null): string {
