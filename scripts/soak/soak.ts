@@ -98,25 +98,38 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * whose first scan already saw it, so the last stored snapshot (read at W) covers what was leaked
  * before about W − scan-wait − 1 s; `expected` is the counter read at T minus the rate × (T − that).
  */
+/**
+ * The JSON lines of a run's manifest.jsonl, read by the harness itself (not through kml's store
+ * code: the account must not share kml's bugs). A missing file is no lines; `bad` counts lines
+ * that are not JSON (blank lines are not counted).
+ */
+function manifestLines<T>(runDir: string): { entries: T[]; bad: number } {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(runDir, 'manifest.jsonl'), 'utf8');
+  } catch {
+    return { entries: [], bad: 0 };
+  }
+  const entries: T[] = [];
+  let bad = 0;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      entries.push(JSON.parse(line) as T);
+    } catch {
+      bad++;
+    }
+  }
+  return { entries, bad };
+}
+
 export interface LeakCheck { bootId: string; leaked: number; reported: number; expected: number; difference: number }
 
 function leakCheck(runDirs: string[], bootId: string, leaked: number, deviceNow: number, rate: number, scanWaitS: number): LeakCheck | undefined {
   const addrs = new Set<string>();
   let lastWall = 0;
   for (const dir of runDirs) {
-    let text = '';
-    try {
-      text = fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      let e: { bootId?: string; wallTime?: number; conflict?: boolean; files?: Array<{ name: string; path: string }> };
-      try {
-        e = JSON.parse(line);
-      } catch {
-        continue;
-      }
+    for (const e of manifestLines<{ bootId?: string; wallTime?: number; conflict?: boolean; files?: Array<{ name: string; path: string }> }>(dir).entries) {
       if (e.bootId !== bootId || e.conflict) continue;
       lastWall = Math.max(lastWall, e.wallTime ?? 0);
       const k = e.files?.find((f) => f.name === 'kmemleak.txt');
@@ -186,21 +199,9 @@ function readStore(store: string, serial: string): { stored: StoredSnapshot[]; r
   for (const name of names) {
     const dir = path.join(devDir, name);
     runDirs.push(dir);
-    let text = '';
-    try {
-      text = fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      let e: { bootId: string; seq: number; wallTime: number | null; pulledAt: string; conflict?: boolean; runId: string; files: Array<{ name: string; path: string; sha256: string; source?: { sha256: string } }> };
-      try {
-        e = JSON.parse(line);
-      } catch {
-        badLines++;
-        continue;
-      }
+    const m = manifestLines<{ bootId: string; seq: number; wallTime: number | null; pulledAt: string; conflict?: boolean; runId: string; files: Array<{ name: string; path: string; sha256: string; source?: { sha256: string } }> }>(dir);
+    badLines += m.bad;
+    for (const e of m.entries) {
       const files: StoredSnapshot['files'] = {};
       for (const f of e.files ?? []) {
         let disk: string | null = null;
