@@ -95,20 +95,22 @@ function intervalSeconds(text: string): number {
 function printOutcome(d: DeviceOutcome): void {
   const st = d.status;
   const where = d.runDir ? ` in ${d.runDir}` : '';
+  // device text (error messages, agent.log tails, meta reasons) reaches the terminal only made safe
+  const err = (text: string) => process.stderr.write(terminalSafe(`kml: ${d.serial}: ${text}\n`));
   if (d.error && !st) {
-    process.stderr.write(terminalSafe(`kml: ${d.serial}: error: ${d.error.message}\n`));
-    if (d.error.hint) process.stderr.write(terminalSafe(`kml: ${d.serial}: ${d.error.hint.includes('\n') ? 'doctor says:\n' : 'hint: '}${d.error.hint}\n`));
+    err(`error: ${d.error.message}`);
+    if (d.error.hint) err(`${d.error.hint.includes('\n') ? 'doctor says:\n' : 'hint: '}${d.error.hint}`);
     return;
   }
   const pulled = st ? `${st.stored} snapshot(s) stored${st.conflicts ? `, ${st.conflicts} conflict(s) kept beside` : ''}` : 'nothing to pull';
   const end = d.end ? (d.end.clean ? ', run closed' : `, run left open (${d.end.message ?? d.end.reason})`) : '';
   process.stdout.write(terminalSafe(`${d.serial}: ${pulled}${where}${end}\n`));
   if (d.error) {
-    process.stderr.write(terminalSafe(`kml: ${d.serial}: ${d.error.message}\n`));
-    if (d.error.hint) process.stderr.write(terminalSafe(`kml: ${d.serial}: hint: ${d.error.hint}\n`));
+    err(d.error.message);
+    if (d.error.hint) err(`hint: ${d.error.hint}`);
   }
   const unv = st ? Object.entries(st.unverifiable) : [];
-  for (const [seq, why] of unv) process.stderr.write(terminalSafe(`kml: ${d.serial}: snapshot ${seq} left on the device: ${why}\n`));
+  for (const [seq, why] of unv) err(`snapshot ${seq} left on the device: ${why}`);
 }
 
 function jsonOutcome(d: DeviceOutcome): Record<string, unknown> {

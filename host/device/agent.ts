@@ -112,6 +112,9 @@ export function agentArgs(dir: string, cfg: AgentRunConfig): string[] {
   return args;
 }
 
+/** Files the agent keeps in its folder (besides snapshots/ and the script). */
+const AGENT_STATE_FILES = ['agent.pid', 'agent.log', 'agent.log.1', 'heartbeat', 'heartbeat.tmp', 'seq', 'seq.tmp', 'skipped.log', 'ledger', 'kmsg.marker', 'kmsg.marker.tmp'];
+
 /**
  * The launch line. It must return at once through adb: every stdio of the agent goes to files
  * (adbd keeps the stream open while anyone holds its pty/pipes), `setsid` leaves the adb session
@@ -119,9 +122,6 @@ export function agentArgs(dir: string, cfg: AgentRunConfig): string[] {
  * command after `;` — `cd DIR && setsid … &` backgrounds the whole list in a subshell that mksh
  * then waits for, and the adb call never returns (lab-feasibility.md §9).
  */
-/** Files the agent keeps in its folder (besides snapshots/ and the script). */
-const AGENT_STATE_FILES = ['agent.pid', 'agent.log', 'agent.log.1', 'heartbeat', 'heartbeat.tmp', 'seq', 'seq.tmp', 'skipped.log', 'ledger', 'kmsg.marker', 'kmsg.marker.tmp'];
-
 export function launchLine(dir: string, cfg: AgentRunConfig, shell = 'sh'): string {
   const script = `${dir}/${AGENT_FILE}`;
   const cmd = `${shq(shell)} ${shq(script)} ${shqJoin(agentArgs(dir, cfg))} </dev/null >>${shq(`${dir}/agent.log`)} 2>&1`;
