@@ -4,13 +4,45 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from './errors.js';
 import { LOG_LEVELS } from './log.js';
 import { KML_VERSION } from './version.js';
-import { registerDevices } from './commands/devices.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerCollect } from './commands/collect.js';
-import { registerReport } from './commands/report.js';
-import { registerLab } from './commands/lab.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * The command modules, by the sub-commands each registers. Loaded on demand: `kml report` need
+ * not load adbkit (device access) nor the lab, which is a tenth of a second and ~10 MB per run.
+ */
+const COMMAND_MODULES: Array<{ names: string[]; load: () => Promise<Register> }> = [
+  { names: ['devices'], load: async () => (await import('./commands/devices.js')).registerDevices },
+  { names: ['doctor'], load: async () => (await import('./commands/doctor.js')).registerDoctor },
+  { names: ['collect', 'pull', 'status', 'stop'], load: async () => (await import('./commands/collect.js')).registerCollect },
+  { names: ['report', 'diff'], load: async () => (await import('./commands/report.js')).registerReport },
+  { names: ['lab'], load: async () => (await import('./commands/lab.js')).registerLab },
+];
+
+/** Global options that take a value (the sub-command is the first word that is neither). */
+const GLOBAL_WITH_VALUE = new Set(['-P', '--adb-port', '--log-level']);
+
+/** The sub-command argv names, or null (none, or not a known one: then every command is loaded, for help and suggestions). */
+export function subcommandOf(argv: readonly string[]): string | null {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return null;
+    if (GLOBAL_WITH_VALUE.has(a)) { i++; continue; }
+    if (a.startsWith('-')) continue;
+    return COMMAND_MODULES.some((m) => m.names.includes(a)) ? a : null;
+  }
+  return null;
+}
+
+/** The program with the command modules for `argv` registered (every one when argv is not given). */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
+  const program = baseProgram();
+  const name = argv ? subcommandOf(argv) : null;
+  for (const m of COMMAND_MODULES) if (name === null || m.names.includes(name)) (await m.load())(program);
+  return program;
+}
+
+function baseProgram(): Command {
   const program = new Command('kml')
     .description('Hunt kernel memory leaks on Android devices with kmemleak.')
     .version(KML_VERSION, '-V, --version')
@@ -29,16 +61,11 @@ Environment: ANDROID_SERIAL (default serial), ANDROID_ADB_SERVER_PORT (adb serve
 Exit codes: 0 ok, 1 check failed / --fail-on matched, 2 usage, 3 device unavailable,
   4 device not capable (root/kmemleak/debugfs), 5 local I/O, 6 conflict, 7 lab failure, 70 internal.`);
   program.exitOverride();
-  registerDevices(program);
-  registerDoctor(program);
-  registerCollect(program);
-  registerReport(program);
-  registerLab(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -1,10 +1,19 @@
 // Logging: pino JSON lines into a file (the run's log) and/or a readable line format on stderr
 // when it is a TTY. One logger per process; commands create it once through createLogger().
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
-import pino from 'pino';
+import type pinoModule from 'pino';
 import { terminalSafe } from './terminal.js';
 
-export type Logger = pino.Logger;
+type Pino = typeof pinoModule;
+// pino (and its dependencies, ~8 MB of heap) is loaded when a logger is made, not by every
+// command that imports this module: `kml report` never logs. pino is CommonJS, so a synchronous
+// require keeps createLogger() synchronous.
+const require = createRequire(import.meta.url);
+let pinoLoaded: Pino | undefined;
+const loadPino = (): Pino => (pinoLoaded ??= require('pino') as Pino);
+
+export type Logger = pinoModule.Logger;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -50,9 +59,10 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
+  const pino = loadPino();
   if (opts.level === 'silent') return pino({ level: 'silent' });
-  const level = (opts.level ?? 'info') as pino.Level;
-  const streams: pino.StreamEntry[] = [];
+  const level = (opts.level ?? 'info') as pinoModule.Level;
+  const streams: pinoModule.StreamEntry[] = [];
   if (opts.file) {
     const dest = pino.destination({ dest: opts.file, append: true, sync: true, mkdir: true });
     // A full disk must not kill a collector: drop log lines until space returns (it pauses itself).

@@ -15,9 +15,13 @@ export type LineCallback = (text: string, overlong: boolean) => void;
  * `lineBytes` gets b[start, end): one line without its newline and one trailing CR, at most
  * maxLine bytes; b[end] is inside the buffer and is a CR or a newline (never a printable character).
  * Overlong lines arrive decoded through `line(text, true)`.
+ *
+ * `lineBytes` may return the offset in `b` of a later line start to go on from: the sink has read
+ * the lines up to there itself (the parser's memo of backtrace blocks). Anything else (undefined,
+ * -1, an offset not past the line) means: go on with the next line.
  */
 export interface ByteLineSink {
-  lineBytes(b: Buffer, start: number, end: number): void;
+  lineBytes(b: Buffer, start: number, end: number): number | void;
   line(text: string, overlong: boolean): void;
 }
 
@@ -60,6 +64,7 @@ export class LineSplitter {
         this.keep(buf, start, n);
         return;
       }
+      let next = nl + 1;
       if (this.carryLen > 0 || this.carryOverlong) {
         this.keep(buf, start, nl);
         this.flushCarry();
@@ -67,10 +72,12 @@ export class LineSplitter {
         let end = nl;
         if (end > start && buf[end - 1] === 13) end--;
         if (end - start > this.maxLine) this.onLine(utf8(buf, start, start + this.maxLine), true);
-        else if (this.sink) this.sink.lineBytes(buf, start, end);
-        else this.onLine(utf8(buf, start, end), false);
+        else if (this.sink) {
+          const resume = this.sink.lineBytes(buf, start, end);
+          if (typeof resume === 'number' && resume > next && resume <= n) next = resume;
+        } else this.onLine(utf8(buf, start, end), false);
       }
-      start = nl + 1;
+      start = next;
     }
   }
 

@@ -21,6 +21,7 @@ import type { KmemleakRecord, ParserCounters } from './types.js';
 import { forEachLine, type ByteLineSink, type ChunkSource, DEFAULT_MAX_LINE } from './lines.js';
 import { MAX_FRAMES, MAX_HEX_CHARS, ParsedRecord, PcKind, RE_FRAME, RE_FRAME_FAST } from './record.js';
 import type { StackInterner } from './stack-table.js';
+import { BlockMemo, MAX_BLOCK_BYTES } from './block-memo.js';
 
 export { ParsedRecord } from './record.js';
 
@@ -140,6 +141,11 @@ export interface ParserOptions {
    * reads a frame's pointer: the record's format is taken while parsing).
    */
   stackPcs?: boolean;
+  /**
+   * Reuse the parse of a backtrace block seen before with the same bytes (default true; needs
+   * `stacks`). Off only to check that it changes nothing.
+   */
+  blockMemo?: boolean;
 }
 
 // --- byte classes for the byte path ---------------------------------------------------------------
@@ -164,6 +170,21 @@ CLASS[46] |= C_SYM;
 CLASS[36] |= C_SYM;
 
 type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+
+/** A newline and a record header: where a backtrace block ends (kmemleak prints nothing between records). */
+const NL_HEADER = Buffer.from('\nunreferenced object', 'latin1');
+
+/**
+ * One memo of backtrace blocks per stack table and stackPcs setting (its facts hold the table's
+ * stack ids, and the stack text depends on stackPcs), shared by every parser using them.
+ */
+const memos = new WeakMap<StackInterner, [BlockMemo | undefined, BlockMemo | undefined]>();
+function memoFor(stacks: StackInterner, keepPcs: boolean): BlockMemo {
+  let pair = memos.get(stacks);
+  if (!pair) memos.set(stacks, (pair = [undefined, undefined]));
+  const k = keepPcs ? 1 : 0;
+  return (pair[k] ??= new BlockMemo());
+}
 
 const bytesOf = (s: string): number[] => [...s].map((ch) => ch.charCodeAt(0));
 const LIT_HEADER = bytesOf('unreferenced object');
@@ -405,16 +426,38 @@ export class KmemleakParser implements ByteLineSink {
   private readonly onParsed: ((r: ParsedRecord) => void) | undefined;
   private readonly maxSamples: number;
 
+  // The backtrace block memo (block-memo.ts), used by the byte path when there is a stack table.
+  private readonly stacks: StackInterner | null = null;
+  private readonly memo: BlockMemo | null = null;
+  /** The byte path just read a backtrace header: lineBytes() looks the block after it up. */
+  private btHeaderSeen = false;
+  /** End offset (in the current chunk) of a block being read line by line to be learnt, or -1. */
+  private pendEnd = -1;
+  /** lineNo, cleanFrames and counters.bytes where that block started. */
+  private pendLine = 0;
+  private pendFrames = 0;
+  private pendBytes = 0;
+  /** Lines the byte path took as a frame or terminator (not an excess frame). */
+  private cleanFrames = 0;
+  /** Offset of the line being read by the byte path in its chunk; -1 on the string path. */
+  private curLineStart = -1;
+
   constructor(opts: ParserOptions) {
     this.onRecord = opts.onRecord;
     this.onParsed = opts.onParsed;
     this.maxSamples = opts.maxSamples ?? MAX_SAMPLES;
-    if (opts.stacks) this.rec.stackTable = opts.stacks;
     if (opts.stackPcs === false) this.rec.keepPcs = false;
+    if (opts.stacks) {
+      this.rec.stackTable = opts.stacks;
+      this.stacks = opts.stacks;
+      if (opts.blockMemo !== false) this.memo = memoFor(opts.stacks, this.rec.keepPcs);
+    }
   }
 
   /** Feed one line (without its newline; a trailing CR is tolerated). */
   line(raw: string, overlong = false): void {
+    this.curLineStart = -1;
+    this.pendEnd = -1; // a line the byte path left alone: the block being learnt is not all frames
     this.lineNo++;
     this.counters.lines++;
     this.counters.bytes += raw.length + 1;
@@ -462,15 +505,76 @@ export class KmemleakParser implements ByteLineSink {
    * Feed one line as bytes b[s, e): no newline, at most one trailing CR (the LineSplitter's
    * contract, see ByteLineSink: b[e] is not a printable character).
    */
-  lineBytes(b: Buffer, s: number, e: number): void {
+  lineBytes(b: Buffer, s: number, e: number): number {
     const end = e > s && b[e - 1] === 13 ? e - 1 : e;
+    this.curLineStart = s;
+    const frames = this.cleanFrames;
     if (this.byteLine(b, s, end)) {
       this.lineNo++;
       this.counters.lines++;
       this.counters.bytes += e - s + 1;
-      return;
+      // Learning a block: every line up to its end must be a frame (else it is not learnt).
+      if (this.pendEnd >= 0 && (s >= this.pendEnd || this.cleanFrames === frames)) this.pendEnd = -1;
+      if (this.btHeaderSeen) {
+        this.btHeaderSeen = false;
+        return this.replayBlock(b, e);
+      }
+      return -1;
     }
     this.line((b as FastBuffer).utf8Slice(s, e), false);
+    return -1;
+  }
+
+  /**
+   * After a backtrace header ending at b[e]: the block of lines up to the next record header, if
+   * it is in this chunk. Bytes seen before: take that parse's result and return the block's end
+   * (the splitter goes on from there). Else remember where it ends, so that finish() can learn it
+   * once the byte path has read every line of it as a frame; return -1.
+   */
+  private replayBlock(b: Buffer, e: number): number {
+    let start: number;
+    if (b[e] === 10) start = e + 1;
+    else if (b[e] === 13 && b[e + 1] === 10) start = e + 2;
+    else return -1;
+    // Searched in a window: a dmesg copy has no header at a line start, and an unbounded search
+    // per record would read the rest of the chunk each time.
+    const from = start - 1;
+    const nl = b.subarray(from, Math.min(b.length, from + MAX_BLOCK_BYTES + NL_HEADER.length)).indexOf(NL_HEADER);
+    if (nl < 1) return -1;
+    const end = from + nl + 1;
+    const memo = this.memo!;
+    const epoch = this.stacks!.epoch;
+    if (memo.epoch !== epoch) { // the stack table started over: the memo's stack ids are stale
+      memo.clear();
+      memo.epoch = epoch;
+    }
+    const f = memo.find(b, start, end);
+    if (f === null) {
+      this.pendEnd = end;
+      this.pendLine = this.lineNo;
+      this.pendFrames = this.cleanFrames;
+      this.pendBytes = this.counters.bytes;
+      return -1;
+    }
+    const r = this.rec;
+    r.frameCount = f.frameCount;
+    r.pcKind = f.pcKind;
+    r.terminator = f.terminator;
+    r.knownStackId = f.stackId;
+    this.lineNo += f.lines;
+    this.counters.lines += f.lines;
+    this.counters.bytes += f.bytes;
+    return end;
+  }
+
+  /** At a record's end: learn the block being read if it was all frames and ended here. */
+  private learnBlock(): void {
+    const lines = this.lineNo - this.pendLine;
+    if (this.open && this.curLineStart === this.pendEnd && this.cleanFrames - this.pendFrames === lines && this.stacks!.epoch === this.memo!.epoch) {
+      const r = this.rec;
+      this.memo!.insert({ stackId: r.stackId(), frameCount: r.frameCount, pcKind: r.pcKind, terminator: r.terminator, lines, bytes: this.counters.bytes - this.pendBytes });
+    }
+    this.pendEnd = -1;
   }
 
   private readonly ctx: LineCtx = { text: '', start: 0, dmesg: false, tagged: false };
@@ -707,6 +811,9 @@ export class KmemleakParser implements ByteLineSink {
     this.rec.crc = crc;
     this.state = 'backtrace';
     this.sawBacktrace = true;
+    // A block is replayed (or learnt) only into a record with no frames yet: the memo's facts are
+    // what a block gives from there (a garbled record can reach a second backtrace header).
+    if (this.memo !== null && this.rec.frameCount === 0 && !this.rec.terminator) this.btHeaderSeen = true;
     return true;
   }
 
@@ -780,6 +887,7 @@ export class KmemleakParser implements ByteLineSink {
     if (!blankTo(b, j, end)) return false;
     if (bare && allFs(b, s0 + 2)) { // the old ULONG_MAX terminator, 8 or 16 f's
       r.terminator = true;
+      this.cleanFrames++;
       return true;
     }
     if (r.frameCount >= MAX_FRAMES) {
@@ -787,6 +895,7 @@ export class KmemleakParser implements ByteLineSink {
       return true;
     }
     r.addFrameBytes(b, r.keepPcs ? i : s0, end, pcKind);
+    this.cleanFrames++;
     return true;
   }
 
@@ -888,6 +997,7 @@ export class KmemleakParser implements ByteLineSink {
   }
 
   private finish(): void {
+    if (this.pendEnd >= 0) this.learnBlock();
     this.state = 'idle';
     if (!this.open) return;
     this.open = false;

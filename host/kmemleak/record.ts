@@ -178,9 +178,16 @@ export class ParsedRecord {
     this.stackWords = new Int32Array(mem);
   }
 
+  /**
+   * The record's stack id in `stackTable` when already known (a backtrace block replayed from the
+   * parser's memo, whose frames were not copied into stackBuf; or stackId() called before), else -1.
+   */
+  knownStackId = -1;
+
   /** Id of this record's stack in `stackTable` (same bytes, same id). Valid for this record only. */
   stackId(): number {
-    return (this.stackTable ??= new StackInterner()).idOf(this.stackBuf, this.stackWords, this.stackLen, this.stackAscii);
+    if (this.knownStackId < 0) this.knownStackId = (this.stackTable ??= new StackInterner()).idOf(this.stackBuf, this.stackWords, this.stackLen, this.stackAscii);
+    return this.knownStackId;
   }
   /** Every byte in stackBuf is ASCII (so latin1 decoding gives the same text as UTF-8). */
   stackAscii = true;
@@ -193,7 +200,7 @@ export class ParsedRecord {
     if (this.issues.length !== 0) this.issues.length = 0; // setting length is a runtime call, even to its value
     this.line = line; this.fromDmesg = false;
     this.frameCount = 0; this.pcKind = PcKind.None;
-    this.stackLen = 0; this.stackAscii = true; this.stackText = null;
+    this.stackLen = 0; this.stackAscii = true; this.stackText = null; this.knownStackId = -1;
   }
 
   /** The hex dump as printed (lowercase pairs without separators), or null without a hex dump line. */
@@ -208,8 +215,22 @@ export class ParsedRecord {
     this.allocStack(Math.max(need, this.stackBuf.length * 2));
   }
 
+  /**
+   * Frames that came from the parser's block memo are known by stack id only (stackBuf empty):
+   * when more frames follow (the line after the block was not the next record), write the known
+   * frames' text first so the stack is what reading every line gives.
+   */
+  private materializeKnownStack(): void {
+    const text = this.stackTable!.text(this.knownStackId);
+    const n = Buffer.byteLength(text, 'utf8');
+    this.reserveStack(n);
+    this.stackLen = this.stackBuf.write(text, 0, 'utf8');
+    if (n !== text.length) this.stackAscii = false;
+  }
+
   /** Append one frame line's text given as a string (the regex path). */
   addFrameText(text: string, pc: string | null): void {
+    if (this.stackLen === 0 && this.frameCount > 0 && this.knownStackId >= 0) this.materializeKnownStack();
     const n = Buffer.byteLength(text, 'utf8');
     this.reserveStack(n);
     if (this.stackLen > 0) this.stackBuf[this.stackLen++] = 10;
@@ -218,10 +239,12 @@ export class ParsedRecord {
     if (this.frameCount === 0) this.pcKind = pcKindOf(pc);
     this.frameCount++;
     this.stackText = null;
+    this.knownStackId = -1;
   }
 
   /** Append one frame line's text given as ASCII bytes (the byte path). */
   addFrameBytes(b: Uint8Array, start: number, end: number, pcKind: PcKind): void {
+    if (this.stackLen === 0 && this.frameCount > 0 && this.knownStackId >= 0) this.materializeKnownStack();
     this.reserveStack(end - start);
     const sb = this.stackBuf;
     let o = this.stackLen;
@@ -231,10 +254,12 @@ export class ParsedRecord {
     if (this.frameCount === 0) this.pcKind = pcKind;
     this.frameCount++;
     this.stackText = null;
+    this.knownStackId = -1;
   }
 
   /** The printed text of the stored frames, one line each: what the stack identity is cached by. */
   stackKey(): string {
+    if (this.stackText === null && this.stackLen === 0 && this.knownStackId >= 0) this.stackText = this.stackTable!.text(this.knownStackId);
     if (this.stackText === null) {
       const b = this.stackBuf as FastBuffer;
       this.stackText = this.stackAscii ? b.latin1Slice(0, this.stackLen) : b.utf8Slice(0, this.stackLen);

@@ -41,7 +41,7 @@ export function hashStackBytes(words: Int32Array, bytes: Uint8Array, len: number
  * A stored key (see StackInterner.keys) holds the same `len` bytes as bytes/words: compared a word
  * at a time in JS (a native Buffer.compare per record costs more in the call than in the compare).
  */
-function sameStack(key: Int32Array, keyBytes: Uint8Array, words: Int32Array, bytes: Uint8Array, len: number): boolean {
+export function sameStack(key: Int32Array, keyBytes: Uint8Array, words: Int32Array, bytes: Uint8Array, len: number): boolean {
   const n = len >>> 2;
   for (let k = 0; k < n; k++) if (key[k] !== words[k]) return false;
   for (let k = n << 2; k < len; k++) if (keyBytes[k] !== bytes[k]) return false;

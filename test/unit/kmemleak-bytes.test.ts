@@ -9,6 +9,7 @@ import path from 'node:path';
 import { FIXTURES, SHARED_FIXTURES } from '../helpers/paths.js';
 import { KmemleakParser } from '../../host/kmemleak/parser.js';
 import { LineSplitter } from '../../host/kmemleak/lines.js';
+import { StackInterner } from '../../host/kmemleak/stack-table.js';
 import type { KmemleakRecord, ParserCounters } from '../../host/kmemleak/types.js';
 import { mutatedInput, rng } from '../../scripts/fuzz/mutate.js';
 
@@ -119,4 +120,77 @@ test('byte path: the grammar edges, record by record', () => {
     }
     assertSame(text, round, `round ${round}`);
   }
+});
+
+// The backtrace block memo (block-memo.ts): a block whose bytes were parsed before is not read
+// again. With it on, the records (frames included) and counters must be what reading every line
+// gives, when blocks repeat (every capture three times over, mutated or not, CRLF, cut into
+// random chunks so blocks straddle chunk ends) and in files parsed one after the other.
+function parseMemo(memo: boolean, inputs: Buffer[], seed: number): { records: KmemleakRecord[]; counters: Array<Omit<ParserCounters, 'bytes'>>; stackIds: number[] } {
+  const stacks = new StackInterner();
+  const records: KmemleakRecord[] = [];
+  const counters: Array<Omit<ParserCounters, 'bytes'>> = [];
+  const stackIds: number[] = [];
+  const r = rng(seed);
+  for (const buf of inputs) {
+    const p = new KmemleakParser({ stacks, stackPcs: seed % 2 === 0, blockMemo: memo, onParsed: (rec) => { stackIds.push(rec.stackId()); }, onRecord: (rec) => records.push(rec) });
+    const sp = new LineSplitter(p);
+    for (let i = 0; i < buf.length;) {
+      const n = 1 + Math.floor(r() * 20000);
+      sp.pushBuffer(buf.subarray(i, i + n));
+      i += n;
+    }
+    sp.end();
+    p.end(sp.lastLineUnterminated);
+    const { bytes: _bytes, ...c } = p.counters;
+    void _bytes;
+    counters.push(c);
+  }
+  return { records, counters, stackIds };
+}
+
+function assertMemoSame(inputs: string[], seed: number, what: string): number {
+  const bufs = inputs.map((t) => Buffer.from(t, 'utf8'));
+  const plain = parseMemo(false, bufs, seed);
+  const memo = parseMemo(true, bufs, seed);
+  assert.deepEqual(memo.records, plain.records, `${what}: records differ`);
+  assert.deepEqual(memo.counters, plain.counters, `${what}: counters differ`);
+  assert.deepEqual(memo.stackIds, plain.stackIds, `${what}: stack ids differ`);
+  return plain.records.length;
+}
+
+test('block memo = reading every line, on repeated real captures', () => {
+  let records = 0;
+  corpus.forEach((text, i) => {
+    records += assertMemoSame([text + text + text], 400 + i, `capture ${i} x3`);
+    records += assertMemoSame([text, text.replace(/\n/g, '\r\n'), text], 500 + i, `capture ${i} LF/CRLF/LF files`);
+  });
+  assert.ok(records > 400, `checked ${records} records`);
+});
+
+test('block memo = reading every line, on 400 mutated repeated inputs', { timeout: 300_000 }, () => {
+  for (let i = 0; i < 400; i++) {
+    const { text, ops } = mutatedInput(corpus, 20261127, i);
+    const r = rng(i);
+    const base = text.length > 200_000 ? text.slice(0, 200_000) : text;
+    // The same text, then a mutated copy: blocks seen before, some with a byte changed.
+    assertMemoSame([base, lineMutations(base, r), base], 7000 + i, `input ${i} (${ops.join(',')})`);
+  }
+});
+
+test('block memo: repeated blocks are really taken from the memo', () => {
+  const text = corpus.find((t) => /backtrace/.test(t) && !/\[\s*\d+\.\d+\]/.test(t))!;
+  const stacks = new StackInterner();
+  let lines = 0;
+  let calls = 0;
+  const p = new KmemleakParser({ stacks, stackPcs: false });
+  // Count the lines the parser is handed: with the memo, the second copy's frame lines are skipped.
+  const sink = { lineBytes: (b: Buffer, s: number, e: number) => { lines++; calls++; return p.lineBytes(b, s, e); }, line: (t: string, o: boolean) => { lines++; p.line(t, o); } };
+  const sp = new LineSplitter(sink);
+  sp.pushString(text + text + text);
+  sp.end();
+  p.end();
+  assert.ok(calls > 0);
+  assert.equal(p.counters.lines, (text.split('\n').length - 1) * 3, 'every line is counted');
+  assert.ok(lines < p.counters.lines * 0.8, `lines read one by one: ${lines} of ${p.counters.lines}`);
 });

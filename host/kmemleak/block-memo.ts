@@ -1,0 +1,110 @@
+// Backtrace blocks already parsed, by their exact bytes. A kernel prints the same call site's
+// backtrace with the same bytes every time within one boot (the same return addresses, hashed the
+// same way, or no pointers at all), and a run holds a few thousand distinct stacks in hundreds of
+// thousands of records. So the parser reads a block's frame lines once; when the same bytes come
+// again it takes what that parse gave (stack id, frame count, first frame's pointer kind,
+// terminator, line count) instead of reading 5–16 lines byte by byte. The bytes are compared in
+// full before a result is reused: a hash collision costs a normal parse, never a wrong record.
+
+import { hashStackBytes, sameStack } from './stack-table.js';
+import type { PcKind } from './record.js';
+
+/** Blocks longer than this are parsed line by line (kmemleak prints at most 16 frames). */
+export const MAX_BLOCK_BYTES = 4096;
+/** Entries kept; past it the memo starts over (pathological inputs: every block distinct). */
+const MAX_ENTRIES = 16_384;
+
+/** What parsing a block gave (see KmemleakParser's block path). */
+export interface BlockFacts {
+  stackId: number;
+  frameCount: number;
+  pcKind: PcKind;
+  terminator: boolean;
+  /** Lines in the block (each one a frame or the terminator), and the parser's byte count for them. */
+  lines: number;
+  bytes: number;
+}
+
+export class BlockMemo {
+  /** Block bytes by entry, as words (the last one's spare bytes unused) and as bytes over the same memory. */
+  private keys: Int32Array[] = [];
+  private keyBytes: Uint8Array[] = [];
+  private lens: number[] = [];
+  private facts: BlockFacts[] = [];
+  /** Open addressing: slot → entry + 1 (0 empty), and the slot's hash. */
+  private slots = new Int32Array(1 << 12);
+  private hashes = new Int32Array(1 << 12);
+  /** Scratch: the block being looked up, copied to offset 0 of word-aligned memory (hashing by words). */
+  private readonly scratchMem = new ArrayBuffer(MAX_BLOCK_BYTES + 4);
+  readonly scratch = Buffer.from(this.scratchMem);
+  private readonly scratchWords = new Int32Array(this.scratchMem);
+  /** Length and hash of the block in scratch (set by find()). */
+  private len = 0;
+  private hash = 0;
+  /** The stack table's epoch the entries' stack ids belong to. */
+  epoch = 0;
+
+  get size(): number {
+    return this.facts.length;
+  }
+
+  /**
+   * Copy b[start, end) to scratch and look it up: its facts, or null (then insert() may record
+   * them once the block has been parsed, as long as no other find() came in between).
+   */
+  find(b: Buffer, start: number, end: number): BlockFacts | null {
+    const len = end - start;
+    b.copy(this.scratch, 0, start, end);
+    const words = this.scratchWords;
+    const bytes = this.scratch;
+    const h = hashStackBytes(words, bytes, len);
+    this.len = len;
+    this.hash = h;
+    const mask = this.slots.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const s = this.slots[i];
+      if (s === 0) return null;
+      if (this.hashes[i] === h && this.lens[s - 1] === len && sameStack(this.keys[s - 1], this.keyBytes[s - 1], words, bytes, len)) return this.facts[s - 1];
+    }
+  }
+
+  /** Record the facts of the block last passed to find() (which found nothing). */
+  insert(facts: BlockFacts): void {
+    if (this.facts.length >= MAX_ENTRIES) this.clear();
+    const len = this.len;
+    const key = new Int32Array((len + 3) >>> 2);
+    key.set(this.scratchWords.subarray(0, key.length));
+    const id = this.facts.length;
+    this.keys.push(key);
+    this.keyBytes.push(new Uint8Array(key.buffer));
+    this.lens.push(len);
+    this.facts.push(facts);
+    if ((id + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    this.put(this.hash, id);
+  }
+
+  clear(): void {
+    this.keys = [];
+    this.keyBytes = [];
+    this.lens = [];
+    this.facts = [];
+    this.slots = new Int32Array(1 << 12);
+    this.hashes = new Int32Array(1 << 12);
+  }
+
+  private put(h: number, id: number): void {
+    const mask = this.slots.length - 1;
+    let i = h & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = id + 1;
+    this.hashes[i] = h;
+  }
+
+  private rehash(size: number): void {
+    const oldSlots = this.slots;
+    const oldHashes = this.hashes;
+    this.slots = new Int32Array(size);
+    this.hashes = new Int32Array(size);
+    for (let i = 0; i < oldSlots.length; i++) if (oldSlots[i] !== 0) this.put(oldHashes[i], oldSlots[i] - 1);
+  }
+}
