@@ -331,3 +331,26 @@ test('bad input inside a store: garbage, a 10 MB line, an empty file: the report
   assert.equal(run.snapshots.find((s) => s.seq === 4)!.status, 'hash-mismatch');
   assert.ok(byTitle(run, 'memory leak in ion_buffer_create [ion]'));
 });
+
+test('a snapshot of several read chunks is hashed across them: intact is ok, a changed last chunk is a mismatch', async () => {
+  for (const tamperBig of [false, true]) {
+    const dir = writeStore();
+    const rel = `boot-${BOOT}/kmemleak_log_1.txt`;
+    const small = fs.readFileSync(path.join(dir, rel), 'utf8');
+    let big = '';
+    while (Buffer.byteLength(big) <= 5 << 20) big += small;
+    const lines = fs.readFileSync(path.join(dir, 'manifest.jsonl'), 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes(`"seq":1,`));
+    const entry = JSON.parse(lines[i]);
+    entry.files[0].bytes = Buffer.byteLength(big);
+    entry.files[0].sha256 = sha(big);
+    lines[i] = JSON.stringify(entry);
+    fs.writeFileSync(path.join(dir, 'manifest.jsonl'), lines.join('\n'));
+    fs.writeFileSync(path.join(dir, rel), tamperBig ? big.slice(0, -10) + 'X'.repeat(10) : big);
+    const run = await analyzeRun(dir, { now: NOW });
+    const s1 = run.snapshots.find((s) => s.seq === 1)!;
+    assert.equal(s1.bytes, Buffer.byteLength(big));
+    assert.equal(s1.status, tamperBig ? 'hash-mismatch' : 'ok', `big snapshot, tampered: ${tamperBig}`);
+    assert.equal(run.snapshots.find((s) => s.seq === 2)!.status, 'ok', 'the small snapshot beside it');
+  }
+});
