@@ -236,7 +236,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     const lo = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
     const hi = { set: false, jiffies: 0, ageMs: 0, bits: 64 as 32 | 64 };
     const onRecord = (r: ParsedRecord): void => {
-      if (seen.has(r)) { snap.duplicates++; return; }
+      const place = seen.reserve(r); // one probe: duplicate check now, the insert at the end
+      if (place === -1) { snap.duplicates++; return; }
       // The stack's identity, memoised per distinct stack in the table that numbers the stacks.
       const sid = r.stackId();
       const stackTable = r.stackTable!; // set by stackId()
@@ -286,7 +287,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       update.bootMask = bootMask;
       const g = recordRule === null ? (facts.group ??= table.groupOf(update)) : table.groupOf(update);
       table.addTo(g, update);
-      seen.set(r, g.index);
+      seen.commit(place, r, g.index);
       snap.records++;
       formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
       if (r.pointerBits === 32) bits32++;

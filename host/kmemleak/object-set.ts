@@ -25,6 +25,8 @@ const MIN_CAPACITY = 1024;
 /** Values must be below this (they share a word with the address length). */
 const MAX_VALUE = (1 << 26) - 2;
 const LEN_SHIFT = 26;
+/** reserve()'s answer for an object that goes to the Map. */
+const OTHER_PLACE = -2;
 const VALUE_MASK = (1 << LEN_SHIFT) - 1;
 
 export class ObjectSet {
@@ -97,6 +99,36 @@ export class ObjectSet {
 
   has(k: ObjectKey): boolean {
     return this.get(k) >= 0;
+  }
+
+  /**
+   * One probe for "add if absent": -1 if the set holds the object; else a place to give
+   * commit() with the object's value once known (no other object may be added in between).
+   */
+  reserve(k: ObjectKey): number {
+    const d = this.offsetOf(k);
+    if (d !== d) return this.other?.has(ObjectSet.otherKey(k)) ? -1 : OTHER_PLACE;
+    if (!this.haveBase) {
+      this.base = k.jiffies!;
+      this.haveBase = true;
+    }
+    if ((this.count + 1) * 5 > this.cap * 4) this.grow();
+    const i = this.slot(k.addrHi | 0, k.addrLo | 0, k.addrLen, d);
+    return this.s[i] === 0 ? i : -1;
+  }
+
+  /** Add the object reserve() found absent, with `value` (0 ≤ value < 2^26 − 1). */
+  commit(place: number, k: ObjectKey, value: number): void {
+    if (value < 0 || value > MAX_VALUE) throw new RangeError(`ObjectSet value out of range: ${value}`);
+    if (place === OTHER_PLACE) {
+      (this.other ??= new Map()).set(ObjectSet.otherKey(k), value);
+      return;
+    }
+    this.count++;
+    this.s[place + 1] = k.addrHi | 0;
+    this.s[place + 2] = k.addrLo | 0;
+    this.s[place + 3] = k.jiffies! - this.base;
+    this.s[place] = (value + 1) | (k.addrLen << LEN_SHIFT);
   }
 
   /** Store the object with `value` (0 ≤ value < 2^26 − 1), replacing any value it had. */

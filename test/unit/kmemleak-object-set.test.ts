@@ -62,6 +62,29 @@ test('ObjectSet matches a Map keyed by address:jiffies, within and across sets',
   }
 });
 
+test('reserve + commit (add if absent, one probe) matches a Map', () => {
+  const r = rng(7);
+  for (let round = 0; round < 20; round++) {
+    const set = new ObjectSet();
+    const ref = new Map<string, number>();
+    const pool: ObjectKey[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const k = randomKey(r, pool);
+      pool.push(k);
+      const place = set.reserve(k);
+      assert.equal(place === -1, ref.has(text(k)), `round ${round} object ${i}: present`);
+      if (place !== -1) {
+        const v = Math.floor(r() * 1000);
+        set.commit(place, k, v);
+        ref.set(text(k), v);
+      }
+      assert.equal(set.get(k), ref.get(text(k)), `round ${round} object ${i}: value`);
+    }
+    assert.equal(set.size, ref.size);
+    for (const k of pool) assert.equal(set.get(k), ref.get(text(k)));
+  }
+});
+
 test('hexOf gives the address text back, leading zeros kept', () => {
   assert.equal(hexOf(0xffff8882, 0xe7545a40, 16), 'ffff8882e7545a40');
   assert.equal(hexOf(0, 0x0000abcd, 8), '0000abcd');
