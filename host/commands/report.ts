@@ -23,6 +23,7 @@ interface ReportCliOptions {
   since?: string;
   suppress?: string;
   top?: string;
+  timings?: boolean;
 }
 
 interface DiffCliOptions {
@@ -36,7 +37,7 @@ interface DiffCliOptions {
 const SOURCE_HINT = 'give a kml run directory (<out>/<serial>/<run-id>), a folder of kmemleak_log_<N>.txt, one kmemleak file, or a JSON analysis';
 
 /** A saved analysis is re-rendered as is; anything else is analysed. */
-async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRun> {
+async function loadRun(source: string, opts: AnalyzeOptions, mark: (phase: string) => void = () => {}): Promise<AnalyzedRun> {
   let st: fs.Stats;
   try {
     st = fs.statSync(source);
@@ -53,7 +54,9 @@ async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRu
           hint: 'give the run directory instead, or drop those options to re-render the analysis as saved',
         });
       }
-      return withMemory(parseAnalysisJson(text, source), false);
+      const saved = parseAnalysisJson(text, source);
+      mark('loadAnalysis');
+      return withMemory(saved, false);
     }
   }
   if (!st.isFile() && !st.isDirectory()) throw new KmlError(ExitCode.IO, `${source} is neither a file nor a directory`, { hint: SOURCE_HINT });
@@ -61,7 +64,10 @@ async function loadRun(source: string, opts: AnalyzeOptions): Promise<AnalyzedRu
   if (run.snapshots.length === 0) {
     throw new KmlError(ExitCode.IO, `no kmemleak snapshots found in ${source}`, { hint: SOURCE_HINT });
   }
-  return withMemory(run, true);
+  mark('parseAndGroup');
+  withMemory(run, true);
+  mark('memoryAndVerdict');
+  return run;
 }
 
 /** Add the memory analysis and verdict unless a saved analysis already has them. */
@@ -74,6 +80,29 @@ function withMemory(run: AnalyzedRun, fresh: boolean): AnalyzedRun {
   }
   return run;
 }
+
+/**
+ * Seconds per phase of `kml report` (--timings): `start` is from process start to the command
+ * (node, module loading, argument parsing); the others follow in order. Plus the process's CPU
+ * seconds (user + system, all threads) and peak RSS so far.
+ */
+function phaseClock(): { mark: (phase: string) => void; done: () => Record<string, number> } {
+  const out: Record<string, number> = { start: round3(process.uptime()) };
+  let last = process.uptime();
+  return {
+    mark(phase: string): void {
+      const now = process.uptime();
+      out[phase] = round3(now - last);
+      last = now;
+    },
+    done(): Record<string, number> {
+      const cpu = process.cpuUsage();
+      return { ...out, total: round3(process.uptime()), cpu: round3((cpu.user + cpu.system) / 1e6), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
+    },
+  };
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 function readText(file: string): string {
   try {
@@ -130,6 +159,7 @@ export function registerReport(program: Command): void {
     .option('--since <N>', 'leave out snapshots with a sequence number below N')
     .option('--suppress <file>', 'user suppression file (JSON) in addition to the built-in list')
     .option('--top <N>', `groups shown in text/md/html (default ${DEFAULT_TOP}; json has all)`)
+    .option('--timings', 'print where the time went (start, kmemleak parse + group, memory samples, render, write) as one JSON line on stderr')
     .addHelpText('after', `
 The JSON format (with "schemaVersion") is the source of truth; the other formats render from it,
 and a saved JSON analysis can be given back as SOURCE to render it again.
@@ -148,8 +178,13 @@ Exit codes: 0 report written, 1 --fail-on matched (the report is still written),
       const top = o.top !== undefined ? parsePositiveInt('--top', o.top) : undefined;
       const sinceSeq = o.since !== undefined ? parseSince(o.since) : undefined;
       const suppressFile = checkSuppressFile(o.suppress);
-      const run = await loadRun(source, { sinceSeq, suppressFile });
-      writeOut(o.out, render(run, o.format, { top }));
+      const clock = phaseClock();
+      const run = await loadRun(source, { sinceSeq, suppressFile }, clock.mark);
+      const text = render(run, o.format, { top });
+      clock.mark('render');
+      writeOut(o.out, text);
+      clock.mark('write');
+      if (o.timings) process.stderr.write(JSON.stringify({ timings: clock.done(), bytes: run.parseStats.bytes, records: run.parseStats.records }) + '\n');
       const matched = failOnMatches(run, o.failOn);
       if (matched) {
         process.stderr.write(`kml: --fail-on ${o.failOn}: ${matched} leak group(s) matched\n`);

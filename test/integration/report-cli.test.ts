@@ -177,3 +177,21 @@ test('--help documents examples and exit codes', T, () => {
   assert.match(r.out, /Exit codes: 0 report written, 1 --fail-on matched/);
   assert.match(kml('diff', '--help').out, /Exit codes:/);
 });
+
+test('--timings: one JSON line on stderr with the phases, the report unchanged on stdout', T, () => {
+  const plain = kml('report', STORE, '--format', 'json');
+  const timed = kml('report', STORE, '--format', 'json', '--timings');
+  assert.equal(timed.code, 0, timed.err);
+  const strip = (t: string): string => t.replace(/"generatedAt": "[^"]*"/, '');
+  assert.equal(strip(timed.out), strip(plain.out), 'same report');
+  const lines = timed.err.trim().split('\n');
+  assert.equal(lines.length, 1, timed.err);
+  const t = JSON.parse(lines[0]) as { timings: Record<string, number>; bytes: number; records: number };
+  for (const k of ['start', 'parseAndGroup', 'memoryAndVerdict', 'render', 'write', 'total', 'cpu', 'peakRssMb']) {
+    assert.ok(typeof t.timings[k] === 'number' && t.timings[k] >= 0, `${k}: ${t.timings[k]}`);
+  }
+  assert.ok(t.timings.total >= t.timings.parseAndGroup);
+  assert.equal(t.records, JSON.parse(plain.out).parseStats.records);
+  assert.ok(t.bytes > 1000);
+  assert.equal(plain.err, '', 'nothing on stderr without --timings');
+});
