@@ -24,7 +24,7 @@ import {
   type SuppressedGroup, type SuppressionUse,
 } from './model.js';
 import { BUILTIN_SUPPRESSIONS, compileRule, loadSuppressionFile, type CompiledRule, type SuppressionConfig } from './suppress.js';
-import { GroupTable, rankGroups, ruleMatchCount, seriesOf, toLeakGroup, trendOf, type GroupAcc, type RecordUpdate } from './trend.js';
+import { GroupTable, rankGroups, ruleMatchCount, toLeakGroup, trendOf, type GroupAcc, type RecordUpdate } from './trend.js';
 
 export type { AnalyzedRun } from './model.js';
 
@@ -397,9 +397,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const groups: LeakGroup[] = [];
   const suppressed: SuppressedGroup[] = [];
   for (const g of table.groups.values()) {
-    const series = seriesOf(g);
-    const tr = trendOf(series, trendCtx);
-    const lg = toLeakGroup(g, series, tr, c, displayStack(g.sampleStack));
+    const tr = trendOf(g.series, trendCtx);
+    const lg = toLeakGroup(g, tr, c, displayStack(g.sampleStack));
     let by: CompiledRule | null = g.recordRule;
     if (!by) {
       for (let i = 0; i < groupRules.length; i++) {

@@ -25,13 +25,9 @@ export interface GroupAcc {
   id: StackIdentity;
   /** Record-level rule that routed these records here (suppressed from the start), or null. */
   recordRule: CompiledRule | null;
-  /**
-   * The group's points (see GroupPoint), POINT numbers each in GroupPoint's field order, `npoints`
-   * of them; seriesOf() makes the objects. Numbers in a typed array: hundreds of thousands of point
-   * objects made while reading a long run would each be copied by the GC before the report needs them.
-   */
-  points: Float64Array;
-  npoints: number;
+  series: GroupPoint[];
+  /** The last point of `series` (the one a record of the current snapshot updates), or null. */
+  last: GroupPoint | null;
   objects: number;
   bytes: number;
   /** Records added, repeats included (the denominator of "every object matches"). */
@@ -126,7 +122,7 @@ export class GroupTable {
     if (!g) {
       g = {
         index: this.list.length,
-        id: u.id, recordRule: u.recordRule, points: new Float64Array(4 * POINT), npoints: 0, objects: 0, bytes: 0, seen: 0,
+        id: u.id, recordRule: u.recordRule, series: [], last: null, objects: 0, bytes: 0, seen: 0,
         sizes: new Map(), minSize: Infinity, maxSize: 0, comms: new Map(),
         percpu: 0, truncated: 0, fromDmesg: 0,
         acc: countersOf(this.nCandidates, this.groupRules.length), n: this.nCandidates,
@@ -149,30 +145,21 @@ export class GroupTable {
   /** Add one (deduplicated) record to its group (groupOf's answer for it). */
   addTo(g: GroupAcc, u: RecordUpdate): void {
     const r = u.record;
-    let P = g.points;
-    let o = (g.npoints - 1) * POINT;
-    if (g.npoints === 0 || P[o] !== u.snapshot) {
-      o = g.npoints * POINT;
-      if (o + POINT > P.length) {
-        const bigger = new Float64Array(P.length * 2);
-        bigger.set(P);
-        g.points = P = bigger;
-      }
-      g.npoints++;
-      P[o] = u.snapshot;
-      P[o + 1] = 0; P[o + 2] = 0; P[o + 3] = 0; P[o + 4] = 0;
-      P[o + 5] = g.objects;
-      P[o + 6] = g.bytes;
+    let p = g.last;
+    if (p === null || p.snapshot !== u.snapshot) {
+      p = { snapshot: u.snapshot, objects: 0, bytes: 0, newObjects: 0, newBytes: 0, cumObjects: g.objects, cumBytes: g.bytes };
+      g.series.push(p);
+      g.last = p;
     }
-    P[o + 1]++;
-    P[o + 2] += r.size;
+    p.objects++;
+    p.bytes += r.size;
     if (!u.repeat) {
-      P[o + 3]++;
-      P[o + 4] += r.size;
+      p.newObjects++;
+      p.newBytes += r.size;
       g.objects++;
       g.bytes += r.size;
-      P[o + 5] = g.objects;
-      P[o + 6] = g.bytes;
+      p.cumObjects = g.objects;
+      p.cumBytes = g.bytes;
     }
     g.seen++;
     g.lastSeen = u.snapshot;
@@ -228,19 +215,6 @@ function countersOf(n: number, rules: number): Float64Array {
 /** Records of the group matching group rule `i` under HZ candidate `c`. */
 export function ruleMatchCount(g: GroupAcc, i: number, c: number): number {
   return g.acc[(3 + i) * g.n + c];
-}
-
-/** Numbers per point in GroupAcc.points: snapshot, objects, bytes, newObjects, newBytes, cumObjects, cumBytes. */
-const POINT = 7;
-
-/** The group's series as GroupPoint objects (sparse, ascending by snapshot). */
-export function seriesOf(g: GroupAcc): GroupPoint[] {
-  const out: GroupPoint[] = new Array(g.npoints);
-  const P = g.points;
-  for (let i = 0, o = 0; i < g.npoints; i++, o += POINT) {
-    out[i] = { snapshot: P[o], objects: P[o + 1], bytes: P[o + 2], newObjects: P[o + 3], newBytes: P[o + 4], cumObjects: P[o + 5], cumBytes: P[o + 6] };
-  }
-  return out;
 }
 
 /** Add the records counted in the group's current size run to `sizes` (if the size is there: it was capped otherwise). */
@@ -374,7 +348,7 @@ function top<K>(m: Map<K, number>): Array<[K, number]> {
 }
 
 /** Turn an accumulator into the model's LeakGroup, for HZ candidate `c`. */
-export function toLeakGroup(g: GroupAcc, series: GroupPoint[], tr: TrendResult, c: number, sampleStack: string[]): LeakGroup {
+export function toLeakGroup(g: GroupAcc, tr: TrendResult, c: number, sampleStack: string[]): LeakGroup {
   settleGroup(g);
   const bootCount = g.acc[c] ?? 0;
   const allocMin = g.acc[g.n + c];
@@ -398,7 +372,7 @@ export function toLeakGroup(g: GroupAcc, series: GroupPoint[], tr: TrendResult, 
     firstSeen: g.firstSeen,
     lastSeen: g.lastSeen,
     snapshotsWithNew: tr.snapshotsWithNew,
-    series,
+    series: g.series,
     sizes: { min: g.minSize === Infinity ? 0 : g.minSize, max: g.maxSize, top: top(g.sizes).map(([size, count]) => ({ size, count })) },
     comms: top(g.comms).map(([comm, count]) => ({ comm, count })),
     allocUptimeS: allocMin === Infinity ? null : { min: round3(allocMin)!, max: round3(allocMax)! },
