@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Fingerprinter } from '../../host/kmemleak/fingerprint.js';
 import { LineSplitter } from '../../host/kmemleak/lines.js';
 import { KmemleakParser, parseKmemleakStream, parseKmemleakText } from '../../host/kmemleak/parser.js';
+import { StackInterner } from '../../host/kmemleak/stack-table.js';
 import { HzEstimator, allocUptimeS } from '../../host/kmemleak/jiffies.js';
 import type { KmemleakRecord } from '../../host/kmemleak/types.js';
 import { MEMSTATE_TARGETS } from './memstate.js'; // /proc parsers + memory pipeline (report side)
@@ -73,6 +74,24 @@ export const TARGETS: FuzzTarget[] = [
       await parseKmemleakStream(chunks, (rec) => { fromStream++; checkRecord(rec); });
       if (fromStream !== a.records.length) throw new Error(`parseKmemleakStream gave ${fromStream} records, in-memory ${a.records.length}`);
       if (p.counters.unparsedLines + p.counters.records > p.counters.lines + 1 && p.counters.lines > 0) throw new Error('counters inconsistent');
+      // The byte path with a stack table (the analysis's way: the backtrace block memo is on), on
+      // the text twice so that blocks repeat: the records must be those of reading every line.
+      const twice = Buffer.concat([buf, buf]);
+      const cuts: number[] = [];
+      for (let i = 0; i < twice.length;) { const n = 1 + Math.floor(r() * 65536); cuts.push(n); i += n; }
+      const viaBytes = (memo: boolean): string => {
+        const recs: KmemleakRecord[] = [];
+        const pm = new KmemleakParser({ stacks: new StackInterner(), blockMemo: memo, onRecord: (rec) => recs.push(rec) });
+        const sm = new LineSplitter(pm);
+        let at = 0;
+        for (const n of cuts) { sm.pushBuffer(twice.subarray(at, at + n)); at += n; }
+        sm.end();
+        pm.end(sm.lastLineUnterminated);
+        const { bytes: _b, ...c } = pm.counters;
+        void _b;
+        return JSON.stringify({ recs, c });
+      };
+      if (viaBytes(true) !== viaBytes(false)) throw new Error('the backtrace block memo changed the records or counters');
     },
   },
   ...MEMSTATE_TARGETS,
