@@ -6,7 +6,7 @@
 // terminator, line count) instead of reading 5–16 lines byte by byte. The bytes are compared in
 // full before a result is reused: a hash collision costs a normal parse, never a wrong record.
 
-import { sameStack } from './stack-table.js';
+import { ByteKeyTable } from './byte-keys.js';
 import type { PcKind } from './record.js';
 
 /** Blocks longer than this are parsed line by line (kmemleak prints at most 16 frames). */
@@ -50,14 +50,9 @@ function hashBlock(words: Int32Array, bytes: Uint8Array, len: number): number {
 }
 
 export class BlockMemo {
-  /** Block bytes by entry, as words (the last one's spare bytes unused) and as bytes over the same memory. */
-  private keys: Int32Array[] = [];
-  private keyBytes: Uint8Array[] = [];
-  private lens: number[] = [];
+  /** Block bytes by entry, and what parsing them gave. */
+  private readonly keys = new ByteKeyTable();
   private facts: BlockFacts[] = [];
-  /** Open addressing: slot → entry + 1 (0 empty), and the slot's hash. */
-  private slots = new Int32Array(1 << 12);
-  private hashes = new Int32Array(1 << 12);
   /** Scratch: the block being looked up, copied to offset 0 of word-aligned memory (hashing by words). */
   private readonly scratchMem = new ArrayBuffer(MAX_BLOCK_BYTES + 4);
   readonly scratch = Buffer.from(this.scratchMem);
@@ -79,56 +74,21 @@ export class BlockMemo {
   find(b: Buffer, start: number, end: number): BlockFacts | null {
     const len = end - start;
     b.copy(this.scratch, 0, start, end);
-    const words = this.scratchWords;
-    const bytes = this.scratch;
-    const h = hashBlock(words, bytes, len);
     this.len = len;
-    this.hash = h;
-    const mask = this.slots.length - 1;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const s = this.slots[i];
-      if (s === 0) return null;
-      if (this.hashes[i] === h && this.lens[s - 1] === len && sameStack(this.keys[s - 1], this.keyBytes[s - 1], words, bytes, len)) return this.facts[s - 1];
-    }
+    this.hash = hashBlock(this.scratchWords, this.scratch, len);
+    const id = this.keys.find(this.hash, this.scratchWords, this.scratch, len);
+    return id < 0 ? null : this.facts[id];
   }
 
   /** Record the facts of the block last passed to find() (which found nothing). */
   insert(facts: BlockFacts): void {
     if (this.facts.length >= MAX_ENTRIES) this.clear();
-    const len = this.len;
-    const key = new Int32Array((len + 3) >>> 2);
-    key.set(this.scratchWords.subarray(0, key.length));
-    const id = this.facts.length;
-    this.keys.push(key);
-    this.keyBytes.push(new Uint8Array(key.buffer));
-    this.lens.push(len);
+    this.keys.add(this.hash, this.scratch, this.len);
     this.facts.push(facts);
-    if ((id + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
-    this.put(this.hash, id);
   }
 
   clear(): void {
-    this.keys = [];
-    this.keyBytes = [];
-    this.lens = [];
+    this.keys.clear();
     this.facts = [];
-    this.slots = new Int32Array(1 << 12);
-    this.hashes = new Int32Array(1 << 12);
-  }
-
-  private put(h: number, id: number): void {
-    const mask = this.slots.length - 1;
-    let i = h & mask;
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = id + 1;
-    this.hashes[i] = h;
-  }
-
-  private rehash(size: number): void {
-    const oldSlots = this.slots;
-    const oldHashes = this.hashes;
-    this.slots = new Int32Array(size);
-    this.hashes = new Int32Array(size);
-    for (let i = 0; i < oldSlots.length; i++) if (oldSlots[i] !== 0) this.put(oldHashes[i], oldSlots[i] - 1);
   }
 }
