@@ -60,6 +60,8 @@ export class BlockMemo {
   /** Length and hash of the block in scratch (set by find()). */
   private len = 0;
   private hash = 0;
+  /** Counts find() calls: insert() checks that scratch still holds the block it is about. */
+  private finds = 0;
   /** The stack table's epoch the entries' stack ids belong to. */
   epoch = 0;
 
@@ -69,9 +71,10 @@ export class BlockMemo {
 
   /**
    * Copy b[start, end) to scratch and look it up: its facts, or null (then insert() may record
-   * them once the block has been parsed, as long as no other find() came in between).
+   * them once the block has been parsed).
    */
   find(b: Buffer, start: number, end: number): BlockFacts | null {
+    this.finds++;
     const len = end - start;
     b.copy(this.scratch, 0, start, end);
     this.len = len;
@@ -80,8 +83,18 @@ export class BlockMemo {
     return id < 0 ? null : this.facts[id];
   }
 
-  /** Record the facts of the block last passed to find() (which found nothing). */
-  insert(facts: BlockFacts): void {
+  /** A ticket for the block just passed to find(), to give insert(). */
+  get ticket(): number {
+    return this.finds;
+  }
+
+  /**
+   * Record the facts of the block last passed to find() (which found nothing). `ticket` is what
+   * `ticket` was then: if another find() came in between (two parsers sharing one memo), the
+   * block is no longer in scratch and nothing is recorded.
+   */
+  insert(facts: BlockFacts, ticket: number): void {
+    if (ticket !== this.finds) return;
     if (this.facts.length >= MAX_ENTRIES) this.clear();
     this.keys.add(this.hash, this.scratch, this.len);
     this.facts.push(facts);

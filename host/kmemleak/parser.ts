@@ -437,6 +437,8 @@ export class KmemleakParser implements ByteLineSink {
   private pendLine = 0;
   private pendFrames = 0;
   private pendBytes = 0;
+  /** The memo's ticket for that block (see BlockMemo.insert). */
+  private pendTicket = 0;
   /** Lines the byte path took as a frame or terminator (not an excess frame). */
   private cleanFrames = 0;
   /** Offset of the line being read by the byte path in its chunk; -1 on the string path. */
@@ -550,6 +552,7 @@ export class KmemleakParser implements ByteLineSink {
     }
     const f = memo.find(b, start, end);
     if (f === null) {
+      this.pendTicket = memo.ticket;
       this.pendEnd = end;
       this.pendLine = this.lineNo;
       this.pendFrames = this.cleanFrames;
@@ -572,7 +575,7 @@ export class KmemleakParser implements ByteLineSink {
     const lines = this.lineNo - this.pendLine;
     if (this.open && this.curLineStart === this.pendEnd && this.cleanFrames - this.pendFrames === lines && this.stacks!.epoch === this.memo!.epoch) {
       const r = this.rec;
-      this.memo!.insert({ stackId: r.stackId(), frameCount: r.frameCount, pcKind: r.pcKind, terminator: r.terminator, lines, bytes: this.counters.bytes - this.pendBytes });
+      this.memo!.insert({ stackId: r.stackId(), frameCount: r.frameCount, pcKind: r.pcKind, terminator: r.terminator, lines, bytes: this.counters.bytes - this.pendBytes }, this.pendTicket);
     }
     this.pendEnd = -1;
   }

@@ -194,3 +194,35 @@ test('block memo: repeated blocks are really taken from the memo', () => {
   assert.equal(p.counters.lines, (text.split('\n').length - 1) * 3, 'every line is counted');
   assert.ok(lines < p.counters.lines * 0.8, `lines read one by one: ${lines} of ${p.counters.lines}`);
 });
+
+test('block memo: two parsers sharing one stack table, fed a line each in turn, each get what reading every line gives', () => {
+  const texts = corpus.filter((t) => /backtrace/.test(t) && !/\r/.test(t)).slice(0, 6);
+  assert.ok(texts.length >= 4);
+  let replayed = 0;
+  for (let k = 0; k + 1 < texts.length; k++) {
+    const inputs = [texts[k].repeat(3), texts[k + 1].repeat(3)].map((t) => Buffer.from(t, 'utf8'));
+    const expected = inputs.map((b) => parseMemo(false, [b], 10).records); // even seed: pointers kept, as below
+    const stacks = new StackInterner();
+    const got: KmemleakRecord[][] = [[], []];
+    const parsers = got.map((out) => new KmemleakParser({ stacks, onRecord: (rec) => out.push(rec) }));
+    // Each parser is handed its whole input as one buffer, a line at a time, the two in turn: a
+    // block one parser is learning is still open when the other looks one up.
+    const at = [0, 0];
+    while (at[0] < inputs[0].length || at[1] < inputs[1].length) {
+      for (const i of [0, 1]) {
+        const b = inputs[i];
+        if (at[i] >= b.length) continue;
+        const nl = b.indexOf(10, at[i]);
+        const end = nl < 0 ? b.length : nl;
+        const next = parsers[i].lineBytes(b, at[i], end);
+        if (next > end) replayed++;
+        at[i] = next > end ? next : end + 1;
+      }
+    }
+    for (const i of [0, 1]) {
+      parsers[i].end();
+      assert.deepEqual(got[i], expected[i], `captures ${k}/${k + 1}, parser ${i}`);
+    }
+  }
+  assert.ok(replayed > 0, 'blocks were replayed from the memo');
+});
