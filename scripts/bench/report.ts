@@ -319,20 +319,22 @@ function bench(c: Corpus, runs: number, nodeOptions: string | undefined, log: (s
   const mb = c.bytes / 1048576;
   // Warm the page cache so both tools read from memory.
   spawnSync('cat', c.files, { stdio: 'ignore' });
+  // grep and kml take turns (grep first, then kml, runs times): on a shared machine whose speed
+  // drifts, both are then measured under the same conditions.
   const grepRuns: Run[] = [];
-  for (let i = 0; i < 3; i++) grepRuns.push(measure('grep', ['-c', 'unreferenced object', ...c.files], false));
-  const grepCount = grepRuns[0].stdout.split('\n').filter(Boolean).reduce((s, l) => s + Number(l.split(':').pop()), 0);
-  const grepS = median(grepRuns.map((r) => r.wallS));
-
   const out = path.join(os.tmpdir(), `kml-bench-report-${process.pid}.json`);
   const env = nodeOptions !== undefined ? { ...process.env, NODE_OPTIONS: nodeOptions } : process.env;
   const kmlRuns: Run[] = [];
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < Math.max(runs, 3); i++) {
+    grepRuns.push(measure('grep', ['-c', 'unreferenced object', ...c.files], false));
+    if (i >= runs) continue;
     // bin/kml.js run as a user runs `kml`: through its shebang (which sets V8 flags).
     const r = measure(KML_BIN, ['report', c.target, '--format', 'json', '--out', out, '--timings'], true, env);
     if (r.status !== 0) throw new Error(`kml report exited ${r.status}: ${r.stderr.slice(-2000)}`);
     kmlRuns.push(r);
   }
+  const grepCount = grepRuns[0].stdout.split('\n').filter(Boolean).reduce((s, l) => s + Number(l.split(':').pop()), 0);
+  const grepS = median(grepRuns.map((r) => r.wallS));
   const timings = kmlRuns.map((r) => {
     const line = r.stderr.split('\n').reverse().find((l) => l.startsWith('{"timings"'));
     if (!line) throw new Error(`kml report --timings printed no timings: ${r.stderr.slice(-500)}`);
@@ -366,7 +368,7 @@ function bench(c: Corpus, runs: number, nodeOptions: string | undefined, log: (s
     pass: { ratio: parseGroupRatio >= TARGET_RATIO, rss: rss <= TARGET_RSS_MB },
   };
   log(`\n[${c.kind}] ${res.description}`);
-  log(`  grep -c 'unreferenced object': ${grepS.toFixed(3)} s, ${grepMBs.toFixed(0)} MB/s, ${grepCount} records (median of 3, warm cache)`);
+  log(`  grep -c 'unreferenced object': ${grepS.toFixed(3)} s, ${grepMBs.toFixed(0)} MB/s, ${grepCount} records (median of ${grepRuns.length}, warm cache, in turns with kml)`);
   const fastest = Math.min(...kmlRuns.map((r) => r.wallS));
   log(`  kml report --format json:      ${kmlS.toFixed(3)} s (CPU ${cpuS.toFixed(2)} s), ${kmlMBs.toFixed(1)} MB/s, ${res.kml.records} records, ${res.kml.groups} groups, peak RSS ${rss.toFixed(0)} MB${runs > 1 ? ` (times: median of ${runs}, fastest ${fastest.toFixed(3)} s; RSS: highest)` : ''}`);
   log(`  of which (kml --timings, medians): start ${phases.start} s, parse + group ${phases.parseAndGroup} s (${parseGroupMBs.toFixed(1)} MB/s), memory samples + verdict ${phases.memoryAndVerdict} s, render + write ${phases.renderAndWrite} s`);
