@@ -62,6 +62,17 @@ export interface AnalyzeOptions {
   recentSnapshots?: number;
   /** Clock for generatedAt (tests pass a fixed one). */
   now?: () => Date;
+  /** Called after each MiB read and after each snapshot (a progress line for long runs). */
+  onProgress?: (p: AnalyzeProgress) => void;
+}
+
+/** How far the kmemleak snapshots have been read. */
+export interface AnalyzeProgress {
+  snapshotsDone: number;
+  snapshotsTotal: number;
+  bytesDone: number;
+  /** Sum of the snapshot files' sizes when the analysis started. */
+  bytesTotal: number;
 }
 
 
@@ -118,7 +129,7 @@ const READ_SIZE = 1 << 20;
  * Synchronous reads: one file is parsed at a time and nothing else runs meanwhile, so an awaited
  * read per chunk only adds a trip through the event loop (and idle time) per MiB.
  */
-function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: ParsedRecord) => void): FileParse {
+function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRecord: (r: ParsedRecord) => void, onChunk?: (bytes: number) => void): FileParse {
   // No pointers in the stack text: the analysis never reads them (fewer bytes per record to copy, hash and compare).
   const parser = new KmemleakParser({ onParsed: onRecord, maxSamples: MAX_UNPARSED_SAMPLES, stacks, stackPcs: false });
   const splitter = new LineSplitter(parser);
@@ -136,6 +147,7 @@ function parseFile(file: string, wantHash: boolean, stacks: StackInterner, onRec
       bytes += bytesRead;
       hash?.update(chunk);
       splitter.pushBuffer(chunk);
+      onChunk?.(bytesRead);
     }
   } catch (e) {
     error = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -192,6 +204,15 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const scratchMasks: number[] = new Array(groupRules.length).fill(0);
 
   const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
+  const onProgress = options.onProgress;
+  const progress: AnalyzeProgress = { snapshotsDone: 0, snapshotsTotal: selected.length, bytesDone: 0, bytesTotal: 0 };
+  if (onProgress) {
+    for (const s of selected) {
+      if (!s.kmemleakPath) continue;
+      try { progress.bytesTotal += fs.statSync(s.kmemleakPath).size; } catch { /* reported when it is read */ }
+    }
+  }
+  const onChunk = onProgress ? (n: number): void => { progress.bytesDone += n; onProgress(progress); } : undefined;
   if (options.sinceSeq !== undefined) assumptions.push(`snapshots before seq ${options.sinceSeq} left out (--since); their objects are not counted`);
 
   const parseStats: ParseStats = {
@@ -214,6 +235,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
 
   for (let index = 0; index < selected.length; index++) {
     const s: SnapshotSource = selected[index];
+    progress.snapshotsDone = index;
     const snap: SnapshotInfo = {
       index, seq: s.seq, bootId: s.bootId, wallTime: s.wallTime, wallTimeSource: s.wallTimeSource, uptimeS: s.uptimeS, t: null,
       files: s.files, bytes: 0, records: 0, duplicates: 0, repeatedFromPrevious: 0, unparsedLines: 0, truncatedRecords: 0,
@@ -293,7 +315,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       if (r.pointerBits === 32) bits32++;
       else bits64++;
     };
-    const fp = parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord);
+    const fp = parseFile(s.kmemleakPath, s.sha256 !== null, stacks, onRecord, onChunk);
     // lo and hi are the same record exactly when no later record had other jiffies.
     if (lo.set && hi.set && lo.jiffies !== hi.jiffies && lo.bits === hi.bits) hzEst.observeAgePair(lo.jiffies, lo.ageMs, hi.jiffies, hi.ageMs, lo.bits);
     snap.bytes = fp.bytes;
@@ -332,6 +354,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       parseStats.unparsedSamples.push({ file: s.files.kmemleak ?? '', line: u.line, text: u.text });
     }
   }
+
+  progress.snapshotsDone = selected.length;
+  onProgress?.(progress);
 
   // --- decisions that need the whole run ---------------------------------------------------------
   const n = snapshots.length;

@@ -11,6 +11,7 @@ import { loadMemory } from '../analyze/memory-source.js';
 import { isMemoryAnalysis } from '../analyze/memory.js';
 import { computeVerdict, kmemleakGrowthOf } from '../analyze/verdict.js';
 import { render, REPORT_FORMATS, type ReportFormat } from '../report/index.js';
+import { ProgressLine } from '../report/progress.js';
 import { isGrowing, isNew, DEFAULT_TOP } from '../report/common.js';
 import { looksLikeAnalysis, parseAnalysisJson } from '../report/json.js';
 import { diffRuns, renderDiffJson, renderDiffJunit, renderDiffMarkdown, renderDiffText, type RunDiff } from '../report/diff.js';
@@ -179,7 +180,13 @@ Exit codes: 0 report written, 1 --fail-on matched (the report is still written),
       const sinceSeq = o.since !== undefined ? parseSince(o.since) : undefined;
       const suppressFile = checkSuppressFile(o.suppress);
       const clock = phaseClock();
-      const run = await loadRun(source, { sinceSeq, suppressFile }, clock.mark);
+      const progress = process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
+      let run: AnalyzedRun;
+      try {
+        run = await loadRun(source, { sinceSeq, suppressFile, onProgress: progress ? (p) => progress.update(p) : undefined }, clock.mark);
+      } finally {
+        progress?.done();
+      }
       const text = render(run, o.format, { top });
       clock.mark('render');
       writeOut(o.out, text);
