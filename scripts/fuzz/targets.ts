@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fingerprinter } from '../../host/kmemleak/fingerprint.js';
-import { LineSplitter } from '../../host/kmemleak/lines.js';
 import { KmemleakParser, parseKmemleakStream, parseKmemleakText } from '../../host/kmemleak/parser.js';
 import { StackInterner } from '../../host/kmemleak/stack-table.js';
+import { parseInPieces } from './feed.js';
 import { HzEstimator, allocUptimeS } from '../../host/kmemleak/jiffies.js';
 import type { KmemleakRecord } from '../../host/kmemleak/types.js';
 import { MEMSTATE_TARGETS } from './memstate.js'; // /proc parsers + memory pipeline (report side)
@@ -51,15 +51,8 @@ export const TARGETS: FuzzTarget[] = [
       const hz = new HzEstimator();
       let streamed = 0;
       const p = new KmemleakParser({ onRecord: (rec) => { streamed++; checkRecord(rec); fp.identify(rec); if (rec.jiffies !== null) { hz.observe(rec.jiffies, rec.pointerBits, 100, rec.ageMs); allocUptimeS(rec.jiffies, 250, rec.pointerBits, 100); } } });
-      const sp = new LineSplitter((l, o) => p.line(l, o));
       const buf = Buffer.from(text, 'utf8');
-      for (let i = 0; i < buf.length;) {
-        const n = 1 + Math.floor(r() * 4096);
-        sp.pushBuffer(buf.subarray(i, i + n));
-        i += n;
-      }
-      sp.end();
-      p.end(sp.lastLineUnterminated);
+      parseInPieces(p, buf, () => 1 + Math.floor(r() * 4096), false);
       hz.result();
       for (const rec of a.records) checkRecord(rec);
       if (streamed !== a.records.length) throw new Error(`streamed ${streamed} records, in-memory ${a.records.length}`);
@@ -82,13 +75,8 @@ export const TARGETS: FuzzTarget[] = [
       const viaBytes = (memo: boolean): string => {
         const recs: KmemleakRecord[] = [];
         const pm = new KmemleakParser({ stacks: new StackInterner(), blockMemo: memo, onRecord: (rec) => recs.push(rec) });
-        const sm = new LineSplitter(pm);
-        let at = 0;
-        for (const n of cuts) { sm.pushBuffer(twice.subarray(at, at + n)); at += n; }
-        sm.end();
-        pm.end(sm.lastLineUnterminated);
-        const { bytes: _b, ...c } = pm.counters;
-        void _b;
+        let k = 0;
+        const c = parseInPieces(pm, twice, () => cuts[k++]);
         return JSON.stringify({ recs, c });
       };
       if (viaBytes(true) !== viaBytes(false)) throw new Error('the backtrace block memo changed the records or counters');

@@ -12,6 +12,7 @@ import { LineSplitter } from '../../host/kmemleak/lines.js';
 import { StackInterner } from '../../host/kmemleak/stack-table.js';
 import type { KmemleakRecord, ParserCounters } from '../../host/kmemleak/types.js';
 import { mutatedInput, rng } from '../../scripts/fuzz/mutate.js';
+import { parseInPieces } from '../../scripts/fuzz/feed.js';
 
 const corpus: string[] = [];
 for (const dir of [path.join(FIXTURES, 'kmemleak'), path.join(SHARED_FIXTURES, 'kmemleak')]) {
@@ -21,17 +22,7 @@ for (const dir of [path.join(FIXTURES, 'kmemleak'), path.join(SHARED_FIXTURES, '
 function parseWith(bytes: boolean, buf: Buffer, chunk: () => number): { records: KmemleakRecord[]; counters: Omit<ParserCounters, 'bytes'> } {
   const records: KmemleakRecord[] = [];
   const p = new KmemleakParser({ onRecord: (r) => records.push(r) });
-  const sp = bytes ? new LineSplitter(p) : new LineSplitter((l, o) => p.line(l, o));
-  for (let i = 0; i < buf.length;) {
-    const n = chunk();
-    sp.pushBuffer(buf.subarray(i, i + n));
-    i += n;
-  }
-  sp.end();
-  p.end(sp.lastLineUnterminated);
-  const { bytes: _bytes, ...counters } = p.counters;
-  void _bytes;
-  return { records, counters };
+  return { records, counters: parseInPieces(p, buf, chunk, bytes) };
 }
 
 function assertSame(text: string, seed: number, what: string): void {
@@ -134,17 +125,7 @@ function parseMemo(memo: boolean, inputs: Buffer[], seed: number): { records: Km
   const r = rng(seed);
   for (const buf of inputs) {
     const p = new KmemleakParser({ stacks, stackPcs: seed % 2 === 0, blockMemo: memo, onParsed: (rec) => { stackIds.push(rec.stackId()); }, onRecord: (rec) => records.push(rec) });
-    const sp = new LineSplitter(p);
-    for (let i = 0; i < buf.length;) {
-      const n = 1 + Math.floor(r() * 20000);
-      sp.pushBuffer(buf.subarray(i, i + n));
-      i += n;
-    }
-    sp.end();
-    p.end(sp.lastLineUnterminated);
-    const { bytes: _bytes, ...c } = p.counters;
-    void _bytes;
-    counters.push(c);
+    counters.push(parseInPieces(p, buf, () => 1 + Math.floor(r() * 20000)));
   }
   return { records, counters, stackIds };
 }
