@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { acquireLock, type HeldLock } from '../store/lock.js';
+import { acquireLock, type HeldLock, type LockKind } from '../store/lock.js';
 import { serialSafe } from '../store/layout.js';
 
 export function hostLockDir(): string | undefined {
@@ -29,8 +29,8 @@ export function hostLockBase(adbPort: number, serial: string): string | undefine
 }
 
 /** Take the host-wide device lock (CONFLICT when a live collector holds it); undefined when unavailable. */
-export async function lockDeviceOnHost(adbPort: number, serial: string, command: string): Promise<HeldLock | undefined> {
+export async function lockDeviceOnHost(adbPort: number, serial: string, command: string, kind?: LockKind): Promise<HeldLock | undefined> {
   const base = hostLockBase(adbPort, serial);
   if (!base) return undefined;
-  return acquireLock(base, { command, what: `device ${serial} (adb server port ${adbPort}) on this host` });
+  return acquireLock(base, { command, kind, what: `device ${serial} (adb server port ${adbPort}) on this host` });
 }

@@ -6,7 +6,7 @@ import { Adb, type RootMethod } from '../adb/index.js';
 import { ExitCode, KmlError, isKmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { MANIFEST, RUN_LOG, deviceDirOf } from '../store/layout.js';
-import { currentLock, ownerState, type LockOwner } from '../store/lock.js';
+import { currentLock, ownerState, type LockKind, type LockOwner } from '../store/lock.js';
 import { readManifest } from '../store/manifest.js';
 import { lockDevice, lockPathFor, openRunFor, outOfRunDir } from '../store/open.js';
 import { listRuns, readRunJson, type RunEnd, type RunJson } from '../store/run.js';
@@ -83,10 +83,10 @@ function portFor(base: SessionBase, serial: string, log: Logger): AdbDevicePort 
 }
 
 /** Both locks: host-wide for the device, then the store's. Released together. */
-async function lockBoth(base: SessionBase, out: string, serial: string): Promise<{ release(): Promise<void> }> {
-  const onHost = await lockDeviceOnHost(base.adb.endpoint.port, serial, base.command);
+async function lockBoth(base: SessionBase, out: string, serial: string, kind: LockKind): Promise<{ release(): Promise<void> }> {
+  const onHost = await lockDeviceOnHost(base.adb.endpoint.port, serial, base.command, kind);
   try {
-    const inStore = await lockDevice(out, serial, base.command);
+    const inStore = await lockDevice(out, serial, base.command, kind);
     return { release: async () => { await inStore.release().catch(() => {}); await onHost?.release().catch(() => {}); } };
   } catch (e) {
     await onHost?.release().catch(() => {});
@@ -105,7 +105,7 @@ export async function collectOne(req: CollectRequest, serial: string, stop: Abor
   let runDir: string | undefined;
   try {
     const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
-    lock = await lockBoth(req, out, serial);
+    lock = await lockBoth(req, out, serial, 'collect');
     const port = portFor({ ...req, out }, serial, req.log.child({ serial }));
     req.log.info({ serial }, 'checking the device (kml doctor)');
     const doc = await port.doctor();
@@ -159,7 +159,7 @@ export async function pullOne(req: PullRequest, serial: string): Promise<DeviceO
   let lock: { release(): Promise<void> } | undefined;
   try {
     const out = req.resume ? await outOfRunDir(req.resume, serial) : req.out;
-    lock = await lockBoth(req, out, serial);
+    lock = await lockBoth(req, out, serial, 'pull');
     const probe = portFor({ ...req, out }, serial, req.log.child({ serial }));
     await probe.attach();
     const waiting = await probe.listComplete();
@@ -201,6 +201,21 @@ export async function stopOne(req: StopRequest, serial: string): Promise<DeviceO
     const other = await currentLock(bases[1]);
     if (other && ownerState(other.owner) === 'alive') { lockBase = bases[1]; held = other; }
   }
+  if (held && ownerState(held.owner) === 'alive' && held.owner.pid !== process.pid && held.owner.kind !== undefined && held.owner.kind !== 'collect') {
+    // A one-shot `kml pull` / `kml stop` holds the device: it is not asked to stop (it would be
+    // killed mid-pull); it lets go by itself, then this stop goes on here.
+    const pid = held.owner.pid;
+    const end = Date.now() + req.waitMs;
+    for (;;) {
+      const cur = await currentLock(lockBase);
+      if (!cur || cur.owner.pid !== pid || ownerState(cur.owner) !== 'alive') break;
+      if (Date.now() > end) {
+        return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `\`${held.owner.command}\` (pid ${pid}) still holds the device after ${Math.round(req.waitMs / 1000)} s`, { hint: 'let it finish, then run kml stop again' })) };
+      }
+      await sleep(250);
+    }
+    held = undefined;
+  }
   if (held && ownerState(held.owner) === 'alive' && held.owner.pid !== process.pid) {
     const pid = held.owner.pid;
     req.log.info({ serial, pid }, 'asking the running collector to stop');
@@ -229,7 +244,7 @@ export async function stopOne(req: StopRequest, serial: string): Promise<DeviceO
   }
   let lock: { release(): Promise<void> } | undefined;
   try {
-    lock = await lockBoth(req, req.out, serial);
+    lock = await lockBoth(req, req.out, serial, 'stop');
     const probe = portFor(req, serial, req.log.child({ serial }));
     await probe.attach();
     const waiting = await probe.listComplete();

@@ -311,7 +311,8 @@ function registerStop(program: Command): void {
     .option('--wait <time>', 'how long to wait for the final pull (a running collector finishes its own)', '180s')
     .addHelpText('after', `
 When a collector on this host drives the device, it is asked to stop (SIGTERM) and kml waits
-for it to finish its final pull; otherwise kml stops the agent and pulls here.
+for it to finish its final pull; a \`kml pull\` in progress is waited for (up to --wait), not
+signalled; otherwise kml stops the agent and pulls here.
 
 Examples:
   kml stop -s 0123456789ABCDEF

@@ -19,7 +19,15 @@ export interface LockOwner {
   startedAt: string;
   command: string;
   runDir?: string;
+  /**
+   * What the holder does: 'collect' holds the device until asked to stop (`kml stop` sends it
+   * SIGTERM); 'pull' and 'stop' are one-shot commands that release it by themselves. Locks
+   * written before this field existed are taken for collectors.
+   */
+  kind?: LockKind;
 }
+
+export type LockKind = 'collect' | 'pull' | 'stop';
 
 export function hostBootId(): string | null {
   try {
@@ -88,6 +96,7 @@ export interface HeldLock {
 
 export interface AcquireOptions {
   command: string;
+  kind?: LockKind;
   runDir?: string;
   /** What is being locked, for the message ("device 127.0.0.1:5555 in /out"). */
   what: string;
@@ -140,6 +149,7 @@ export async function acquireLock(base: string, opts: AcquireOptions): Promise<H
     startedAt: new Date().toISOString(),
     command: opts.command,
     runDir: opts.runDir,
+    kind: opts.kind,
   };
   let tookOver: LockOwner | undefined;
   try {

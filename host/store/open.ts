@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import { SnapshotIndex } from './dedup.js';
-import { acquireLock, type HeldLock } from './lock.js';
+import { acquireLock, type HeldLock, type LockKind } from './lock.js';
 import { STORE_LOCK, deviceDirOf } from './layout.js';
 import { createRun, entriesOfAllRuns, findResumableRun, openRun, readRunJson, type OpenRun, type RunSettings } from './run.js';
 
@@ -23,8 +23,8 @@ export async function outOfRunDir(runDir: string, serial: string): Promise<strin
   return path.dirname(path.dirname(path.resolve(runDir)));
 }
 
-export async function lockDevice(out: string, serial: string, command: string): Promise<HeldLock> {
-  return acquireLock(lockPathFor(out, serial), { command, what: `device ${serial} in ${path.resolve(out)}` });
+export async function lockDevice(out: string, serial: string, command: string, kind?: LockKind): Promise<HeldLock> {
+  return acquireLock(lockPathFor(out, serial), { command, kind, what: `device ${serial} in ${path.resolve(out)}` });
 }
 
 export interface OpenRunOptions {

@@ -296,6 +296,28 @@ describe('kml collect against our adbd on the host', { timeout: 10 * 60_000 }, (
     assert.equal(JSON.parse(st2.stdout).device.agent.alive, false);
   });
 
+  test('kml stop while a one-shot kml pull holds the device: the pull is not signalled, stop waits for it, then closes the run', async () => {
+    const s = await scene('stop-waits-for-pull');
+    const d = await kml(['collect', ...s.args(['--interval', '1', '--protocol', 'seed', '--detach'])], { timeoutMs: 60_000 });
+    assert.equal(d.code, 0, d.stderr);
+    // A process holding the store's device lock the way `kml pull` does (kind 'pull', the real
+    // lock code), for 3 s; then it lets go and exits 0 by itself.
+    const openJs = new URL('../../host/store/open.js', import.meta.url).href;
+    const holderCode = `const m = await import(${JSON.stringify(openJs)}); const l = await m.lockDevice(${JSON.stringify(s.out)}, ${JSON.stringify(serial)}, 'kml pull (test)', 'pull'); process.stdout.write('locked\\n'); setTimeout(async () => { await l.release(); process.exit(0); }, 3000);`;
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', holderCode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(holder);
+    const holderExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => holder.on('close', (code, signal) => { children.delete(holder); resolve({ code, signal }); }));
+    await new Promise<void>((resolve) => holder.stdout!.on('data', (b) => { if (String(b).includes('locked')) resolve(); }));
+    const t0 = Date.now();
+    const stop = await kml(['stop', ...s.args(['--wait', '30s'])]);
+    const took = Date.now() - t0;
+    assert.deepEqual(await holderExit, { code: 0, signal: null }, 'the pull-like holder ended by itself, not by a signal');
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /run closed/);
+    assert.ok(took >= 1500, `stop waited for the holder (${took} ms)`);
+    await assertExactlyOnce(s);
+  });
+
   test('device storage low: the agent skips cycles, kml status reports them', async () => {
     const s = await scene('devfull');
     const d = await kml(['collect', ...s.args(['--interval', '1', '--protocol', 'seed', '--detach', '--min-device-free-mb', '900000'])], { timeoutMs: 60_000 });
