@@ -4,12 +4,12 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { FIXTURES, SHARED_FIXTURES } from '../helpers/paths.js';
 import { analyzeRun } from '../../host/analyze/index.js';
 import { ANALYSIS_SCHEMA_VERSION, type AnalyzedRun, type LeakGroup } from '../../host/analyze/model.js';
 import { KmlError, ExitCode } from '../../host/errors.js';
+import { tempDirSync } from '../helpers/tmp.js';
 
 const HZ = 1000;
 const INIT = 4294967296 - 300 * HZ;
@@ -37,7 +37,7 @@ const BOOTTIME = ['kmalloc_trace+0x21/0x90', 'dma_async_device_register+0x198/0x
 const LATE = ['kmem_cache_alloc+0x1/0x2', 'binder_new_node+0x40/0x1f0', 'binder_transaction+0x1b44/0x2f8c'];
 
 function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'kml-analyze-'));
+  return tempDirSync('kml-analyze-');
 }
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 

@@ -6,7 +6,6 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { SHARED_FIXTURES } from '../helpers/paths.js';
 import { AdbError } from '../../host/adb/index.js';
@@ -16,6 +15,7 @@ import { openRunFor } from '../../host/store/open.js';
 import { readRunJson } from '../../host/store/run.js';
 import type { AgentSettings, AgentStatus, DeviceFile, DevicePort, DoctorOutcome } from '../../host/collect/port.js';
 import { CollectWorker, type WorkerOptions } from '../../host/collect/worker.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -120,7 +120,7 @@ class FolderDevice implements DevicePort {
 }
 
 async function setup(intervalMs = 40) {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-worker-'));
+  const root = await tempDir('kml-worker-');
   const dev = new FolderDevice(path.join(root, 'device'), intervalMs);
   const out = path.join(root, 'out');
   const opened = (await openRunFor({ out, serial: dev.serial, settings: { intervalS: 1 }, command: 'test' }))!;

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/paths.js';
+import { tempDirSync } from '../helpers/tmp.js';
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts', 'lab', 'prune-cache.sh');
 /** KML_STATE_DIR for the script: lab device state lives in <it>/lab/dev-N/. */
@@ -57,7 +58,7 @@ test('prune_cache keeps the newest, the current, and those in use; removes the r
     assert.equal(r2.code, 0, r2.err);
     assert.deepEqual(fs.readdirSync(cache).filter((n) => n.startsWith('initramfs-')), [path.basename(imgs[0])]);
     // Nothing to prune: still fine.
-    assert.equal(prune(fs.mkdtempSync(path.join(os.tmpdir(), 'kml-prune-empty-')), 'kernel-*', 3, '/nowhere').code, 0);
+    assert.equal(prune(tempDirSync('kml-prune-empty-'), 'kernel-*', 3, '/nowhere').code, 0);
   } finally {
     holderWithPath.kill();
     fs.rmSync(cache, { recursive: true, force: true });

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { ExitCode, KmlError } from '../../host/errors.js';
 import { acquireLock, currentLock, hostBootId, ownerState, procStartTime, readLock } from '../../host/store/lock.js';
+import { tempDir } from '../helpers/tmp.js';
 
-const tmp = () => fs.mkdtemp(path.join(os.tmpdir(), 'kml-lock-'));
+const tmp = () => tempDir('kml-lock-');
 
 test('a second collector is refused with CONFLICT and a clear message', async () => {
   const file = path.join(await tmp(), 'dev', '.kml-collect.lock');

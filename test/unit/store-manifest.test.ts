@@ -1,10 +1,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { appendManifest, parseManifest, readManifest, repairManifest, type ManifestEntry } from '../../host/store/manifest.js';
 import { SnapshotIndex, snapshotDigest } from '../../host/store/dedup.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const BOOT = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 
@@ -17,7 +17,7 @@ function entry(seq: number, sha = 'a'.repeat(64)): ManifestEntry {
 }
 
 async function tmpdir(): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), 'kml-manifest-'));
+  return tempDir('kml-manifest-');
 }
 
 test('a torn last line is ignored, reported, and cut before the next append', async () => {

@@ -12,9 +12,10 @@ import { readManifest } from '../../host/store/manifest.js';
 import { createRun, endRun, entriesOfAllRuns, findResumableRun, listRuns, openRun, readRunJson } from '../../host/store/run.js';
 import { SnapshotWriter } from '../../host/store/snapshot.js';
 import { hasRoom, freeSpace } from '../../host/store/space.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const BOOT = 'b7e3a1c4-2f5d-4e6a-9b8c-0d1e2f3a4b5c';
-const tmp = () => fs.mkdtemp(path.join(os.tmpdir(), 'kml-run-'));
+const tmp = () => tempDir('kml-run-');
 
 test('resume rule: the latest run of the serial continues unless it ended cleanly', async () => {
   const out = await tmp();
