@@ -62,7 +62,7 @@ export interface AnalyzeOptions {
   recentSnapshots?: number;
   /** Clock for generatedAt (tests pass a fixed one). */
   now?: () => Date;
-  /** Called after each MiB read and after each snapshot (a progress line for long runs). */
+  /** Called after each MiB of kmemleak text read, and once at the end (a progress line for long runs). */
   onProgress?: (p: AnalyzeProgress) => void;
 }
 

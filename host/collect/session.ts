@@ -187,6 +187,17 @@ export interface StopRequest extends SessionBase {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Wait until process `pid` no longer holds the lock `base` (released, or it died): false after waitMs. */
+async function lockReleased(base: string, pid: number, waitMs: number): Promise<boolean> {
+  const end = Date.now() + waitMs;
+  for (;;) {
+    const cur = await currentLock(base);
+    if (!cur || cur.owner.pid !== pid || ownerState(cur.owner) !== 'alive') return true;
+    if (Date.now() > end) return false;
+    await sleep(250);
+  }
+}
+
 /**
  * `kml stop`: if a collector on this host drives the device, SIGTERM it and wait (it stops the
  * agent, pulls what is left and closes the run); else do that here.
@@ -205,14 +216,8 @@ export async function stopOne(req: StopRequest, serial: string): Promise<DeviceO
     // A one-shot `kml pull` / `kml stop` holds the device: it is not asked to stop (it would be
     // killed mid-pull); it lets go by itself, then this stop goes on here.
     const pid = held.owner.pid;
-    const end = Date.now() + req.waitMs;
-    for (;;) {
-      const cur = await currentLock(lockBase);
-      if (!cur || cur.owner.pid !== pid || ownerState(cur.owner) !== 'alive') break;
-      if (Date.now() > end) {
-        return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `\`${held.owner.command}\` (pid ${pid}) still holds the device after ${Math.round(req.waitMs / 1000)} s`, { hint: 'let it finish, then run kml stop again' })) };
-      }
-      await sleep(250);
+    if (!(await lockReleased(lockBase, pid, req.waitMs))) {
+      return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `\`${held.owner.command}\` (pid ${pid}) still holds the device after ${Math.round(req.waitMs / 1000)} s`, { hint: 'let it finish, then run kml stop again' })) };
     }
     held = undefined;
   }
@@ -224,14 +229,8 @@ export async function stopOne(req: StopRequest, serial: string): Promise<DeviceO
     } catch (e) {
       return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `cannot signal the collector (pid ${pid}): ${(e as Error).message}`)), collectorPid: pid };
     }
-    const end = Date.now() + req.waitMs;
-    for (;;) {
-      const cur = await currentLock(lockBase);
-      if (!cur || cur.owner.pid !== pid || ownerState(cur.owner) !== 'alive') break;
-      if (Date.now() > end) {
-        return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `the collector (pid ${pid}) has not finished after ${Math.round(req.waitMs / 1000)} s`, { hint: 'it may still be pulling; check `kml status`' })), collectorPid: pid };
-      }
-      await sleep(250);
+    if (!(await lockReleased(lockBase, pid, req.waitMs))) {
+      return { ...outcomeOf(serial, new KmlError(ExitCode.CONFLICT, `the collector (pid ${pid}) has not finished after ${Math.round(req.waitMs / 1000)} s`, { hint: 'it may still be pulling; check `kml status`' })), collectorPid: pid };
     }
     if (lockBase !== bases[0]) {
       // It stored into another --out: its run there is its own business.

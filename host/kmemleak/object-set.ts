@@ -133,30 +133,15 @@ export class ObjectSet {
 
   /** Store the object with `value` (0 ≤ value < 2^26 − 1), replacing any value it had. */
   set(k: ObjectKey, value: number): void {
-    if (value < 0 || value > MAX_VALUE) throw new RangeError(`ObjectSet value out of range: ${value}`);
-    const d = this.offsetOf(k);
-    if (d !== d) {
-      (this.other ??= new Map()).set(ObjectSet.otherKey(k), value);
+    const place = this.reserve(k);
+    if (place !== -1) {
+      this.commit(place, k, value);
       return;
     }
-    if (!this.haveBase) {
-      this.base = k.jiffies!;
-      this.haveBase = true;
-    }
-    const hi = k.addrHi | 0;
-    const lo = k.addrLo | 0;
-    let i = this.slot(hi, lo, k.addrLen, d);
-    if (this.s[i] === 0) {
-      if ((this.count + 1) * 5 > this.cap * 4) {
-        this.grow();
-        i = this.slot(hi, lo, k.addrLen, d);
-      }
-      this.count++;
-      this.s[i + 1] = hi;
-      this.s[i + 2] = lo;
-      this.s[i + 3] = d;
-    }
-    this.s[i] = (value + 1) | (k.addrLen << LEN_SHIFT);
+    if (value < 0 || value > MAX_VALUE) throw new RangeError(`ObjectSet value out of range: ${value}`);
+    const d = this.offsetOf(k);
+    if (d !== d) this.other!.set(ObjectSet.otherKey(k), value);
+    else this.s[this.slot(k.addrHi | 0, k.addrLo | 0, k.addrLen, d)] = (value + 1) | (k.addrLen << LEN_SHIFT);
   }
 
   private grow(): void {
