@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import { KML_VERSION } from '../version.js';
 import { Fingerprinter, displayStack, type StackIdentity } from '../kmemleak/fingerprint.js';
-import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText } from '../kmemleak/jiffies.js';
+import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText, initialJiffies } from '../kmemleak/jiffies.js';
 import { LineSplitter } from '../kmemleak/lines.js';
 import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
 import { ObjectSet } from '../kmemleak/object-set.js';
@@ -34,6 +34,8 @@ interface StackFacts {
   sm: boolean[];
   /** The group its records go to when no record rule takes them (found once, not per record). */
   group: GroupAcc | null;
+  /** Indexes (in groupRules) of the group rules whose stack part matches: most stacks have none. */
+  groupRuleHits: number[];
 }
 
 export const DEFAULT_BOOT_WINDOW_S = 60;
@@ -202,6 +204,11 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   const recordRuleIndex = recordRules.map((r) => ruleIndex.get(r)!);
   const scratchUptimes = new Float64Array(candidates.length);
   const scratchMasks: number[] = new Array(groupRules.length).fill(0);
+  /** Which scratchMasks entries the last record set (the rest are 0). */
+  const masksSetAt: number[] = new Array(groupRules.length).fill(0);
+  let masksSet = 0;
+  const allGroupRules = groupRules.map((_r, k) => k);
+  const initJiffies = candidates.map(initialJiffies);
 
   const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
   const onProgress = options.onProgress;
@@ -221,13 +228,15 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   };
   const snapshots: SnapshotInfo[] = [];
   const formatCounts = new Map<string, number>();
+  let runFormat = '';
+  let runFormatCount = 0;
   let bits32 = 0;
   let bits64 = 0;
   // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
   const objectSets = [new ObjectSet(), new ObjectSet()];
   let prevKeys: ObjectSet | null = null;
   const stacks = new StackInterner();
-  const update: RecordUpdate = { snapshot: 0, record: null as unknown as ParsedRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks };
+  const update: RecordUpdate = { snapshot: 0, record: null as unknown as ParsedRecord, id: null as unknown as StackIdentity, recordRule: null, repeat: false, uptimes: scratchUptimes, bootMask: 0, ruleMasks: scratchMasks, ruleMasksSet: 0 };
   let prevBoot: string | null = null;
   let comparable = 0;
   let repeats = 0;
@@ -267,7 +276,8 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       if (facts === undefined) {
         const text = stackTable.text(sid);
         const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
-        facts = { id: stackId, sm: stackMatches(stackId), group: null };
+        const sm = stackMatches(stackId);
+        facts = { id: stackId, sm, group: null, groupRuleHits: groupRuleIndex.flatMap((ri, k) => (sm[ri] ? [k] : [])) };
         stackTable.memo[sid] = facts;
       }
       const id = facts.id;
@@ -282,10 +292,17 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       let bootMask = 0;
       const comm = r.comm ?? '';
       const bootByTask = comm.startsWith('swapper') || r.pid === 1 || (r.pid === 0 && comm !== 'hardirq' && comm !== 'softirq');
+      const jiffies = r.jiffies;
+      const wide = r.pointerBits === 64;
       for (let c = 0; c < candidates.length; c++) {
-        const t = r.jiffies === null ? null : allocUptimeS(r.jiffies, candidates[c], r.pointerBits, readUptime);
-        uptimes[c] = t === null ? NaN : t;
-        if (bootByTask || (t !== null && t <= bootWindowS)) bootMask |= 1 << c;
+        let t: number;
+        if (jiffies === null) t = NaN;
+        else if (wide) { // allocUptimeS's 64-bit case, inline (per record and candidate)
+          const d = jiffies - initJiffies[c];
+          t = d < 0 ? NaN : d / candidates[c];
+        } else t = allocUptimeS(jiffies, candidates[c], r.pointerBits, readUptime) ?? NaN;
+        uptimes[c] = t;
+        if (bootByTask || t <= bootWindowS) bootMask |= 1 << c; // NaN (unknown) compares false
       }
       if (r.jiffies !== null && inferHz) {
         hzEst.observeUptimes(uptimes, readUptime, r.ageMs);
@@ -294,11 +311,18 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
           if (!hi.set || r.jiffies > hi.jiffies) { hi.set = true; hi.jiffies = r.jiffies; hi.ageMs = r.ageMs; hi.bits = r.pointerBits; }
         }
       }
+      // Group rule masks: zero but for the rules whose stack part matches this stack.
       const ruleMasks = scratchMasks;
-      for (let k = 0; k < groupRules.length; k++) {
+      for (let k = 0; k < masksSet; k++) ruleMasks[masksSetAt[k]] = 0;
+      masksSet = 0;
+      const hits = recordRule === null ? facts.groupRuleHits : allGroupRules;
+      for (let h = 0; h < hits.length; h++) {
+        const k = hits[h];
         const gr = groupRules[k];
-        ruleMasks[k] = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+        const m = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+        if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
       }
+      update.ruleMasksSet = masksSet;
       const repeat = previous !== null && previous.has(r);
       if (repeat) snap.repeatedFromPrevious++;
       update.snapshot = index;
@@ -311,7 +335,13 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       table.addTo(g, update);
       seen.commit(place, r, g.index);
       snap.records++;
-      formatCounts.set(r.format, (formatCounts.get(r.format) ?? 0) + 1);
+      // Formats come in long runs: counted per run (a Map update per record costs a hash each).
+      if (r.format === runFormat) runFormatCount++;
+      else {
+        if (runFormatCount > 0) formatCounts.set(runFormat, (formatCounts.get(runFormat) ?? 0) + runFormatCount);
+        runFormat = r.format;
+        runFormatCount = 1;
+      }
       if (r.pointerBits === 32) bits32++;
       else bits64++;
     };
@@ -464,7 +494,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       bootIds,
       hz,
       pointerBits: bits64 === 0 && bits32 === 0 ? null : bits64 >= bits32 ? 64 : 32,
-      formats: Object.fromEntries(formatCounts),
+      formats: Object.fromEntries(runFormatCount > 0 ? formatCounts.set(runFormat, (formatCounts.get(runFormat) ?? 0) + runFormatCount) : formatCounts),
       snapshotMode,
     },
     options: {

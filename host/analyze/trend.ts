@@ -84,6 +84,8 @@ export interface RecordUpdate {
   bootMask: number;
   /** Per group rule: bitmask over HZ candidates of "this record matches the rule". */
   ruleMasks: number[];
+  /** How many ruleMasks entries are not 0, when the caller knows (0: addTo skips them). */
+  ruleMasksSet?: number;
 }
 
 export class GroupTable {
@@ -195,6 +197,7 @@ export class GroupTable {
         if (t > a[2 * n + c]) a[2 * n + c] = t;
       }
     }
+    if (u.ruleMasksSet === 0) return;
     for (let i = 0; i < u.ruleMasks.length; i++) {
       const m = u.ruleMasks[i];
       if (m === 0) continue;

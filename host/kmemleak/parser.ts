@@ -397,6 +397,112 @@ function pcKindOfBytes(b: Uint8Array, s: number, e: number): PcKind {
   return c >= 99 && c <= 102 ? PcKind.Raw : PcKind.Hashed;
 }
 
+/** What matchFrame() found (module scratch). */
+const FRAME = { s0: 0, pcKind: PcKind.Bare as PcKind };
+
+/**
+ * RE_FRAME_FAST / RE_FRAME (plain and bare-address shapes) at b[i..end): 0 no match, 1 the old
+ * `0xffffffff` terminator, 2 a frame (its symbol or address starts at FRAME.s0, FRAME.pcKind).
+ */
+function matchFrame(b: Uint8Array, i: number, end: number): number {
+  let j = i;
+  let pcKind = PcKind.Bare;
+  if (b[j] === 91 /* [ */) {
+    if (b[j + 1] !== 60) return 0;
+    j += 2;
+    const p0 = j;
+    if (b[j] === 40 /* ( */) {
+      j++;
+      while (b[j] === 95) j++;
+      if (!at(b, j, LIT_PTRVAL)) return 0;
+      j += LIT_PTRVAL.length;
+      while (b[j] === 95) j++;
+      if (b[j] !== 41) return 0;
+      j++;
+      pcKind = PcKind.Ptrval;
+    } else {
+      while (CLASS[b[j]] & C_HEX) j++;
+      if (j === p0) return 0;
+      pcKind = pcKindOfBytes(b, p0, j);
+    }
+    if (b[j] !== 62 || b[j + 1] !== 93 || b[j + 2] !== 32) return 0;
+    j += 3;
+    while (b[j] === 32) j++;
+  }
+  const s0 = j;
+  while (CLASS[b[j]] & C_SYM) j++;
+  if (j === s0) return 0;
+  // Which RE_FRAME branch: `sym+0xOFF/0xSIZE [mod]`, a bare `0xADDR`, or (symbolized logs only)
+  // a name followed by its source position.
+  let bare = false;
+  let needSource = false;
+  if (b[j] === 43 /* + */) {
+    if (b[j + 1] !== 48 || b[j + 2] !== 120) return 0;
+    j += 3;
+    let h = j;
+    while (CLASS[b[j]] & C_HEX) j++;
+    if (j === h || b[j] !== 47 || b[j + 1] !== 48 || b[j + 2] !== 120) return 0;
+    j += 3;
+    h = j;
+    while (CLASS[b[j]] & C_HEX) j++;
+    if (j === h) return 0;
+    if (b[j] === 32 && b[j + 1] === 91) {
+      const m0 = j + 2;
+      let k = m0;
+      while (CLASS[b[k]] & C_MOD) k++;
+      if (k === m0 || b[k] !== 93) return 0;
+      j = k + 1;
+    }
+  } else if (b[s0] === 48 && b[s0 + 1] === 120 && j - s0 > 2 && hexRun(b, s0 + 2, j)) {
+    bare = true; // unresolved: the whole token is 0x + hex digits
+  } else {
+    needSource = true; // `name file:line`: RE_FRAME's last branch needs the position
+  }
+  // Then RE_FRAME's optional ` file:line` and ` [inline]` (symbolized logs), and blanks.
+  if (b[j] === 32 && j + 1 < end && b[j + 1] !== 32) {
+    let k = j + 1;
+    while (k < end && b[k] !== 32) k++;
+    if (isSourceToken(b, j + 1, k)) {
+      j = k;
+      needSource = false;
+    }
+  }
+  if (needSource) return 0;
+  if (b[j] === 32 && at(b, j, LIT_INLINE)) j += LIT_INLINE.length;
+  if (!blankTo(b, j, end)) return 0;
+  if (bare && allFs(b, s0 + 2)) return 1; // the old ULONG_MAX terminator, 8 or 16 f's
+  FRAME.s0 = s0;
+  FRAME.pcKind = pcKind;
+  return 2;
+}
+
+const LIT_OBJECT = bytesOf('Object');
+const LIT_DUMP_BODY = ['min_count = ', 'count = ', 'flags = 0x', 'checksum = ', 'excess_ref = ', 'comm "'].map(bytesOf);
+
+/** RE_DUMP_HEADER at b[i..end): `Object[ (percpu)| (phys)] 0x<hex> (size <n>):` then blanks. */
+function matchDumpHeader(b: Uint8Array, i: number, end: number): boolean {
+  if (!at(b, i, LIT_OBJECT)) return false;
+  let j = i + LIT_OBJECT.length;
+  if (at(b, j, LIT_PERCPU)) j += LIT_PERCPU.length;
+  else if (at(b, j, LIT_PHYS)) j += LIT_PHYS.length;
+  else if (b[j] === 32 && b[j + 1] === 48 && b[j + 2] === 120) j += 3;
+  else return false;
+  const h = j;
+  while (CLASS[b[j]] & C_HEX) j++;
+  if (j === h || !at(b, j, LIT_SIZE)) return false;
+  j += LIT_SIZE.length;
+  const d = j;
+  while (CLASS[b[j]] & C_DIGIT) j++;
+  if (j === d || b[j] !== 41 || b[j + 1] !== 58) return false;
+  return blankTo(b, j + 2, end);
+}
+
+/** RE_DUMP_BODY at b[i..end): a field line of a `dump=` object, or its `backtrace:`. */
+function matchDumpBody(b: Uint8Array, i: number, end: number): boolean {
+  for (const lit of LIT_DUMP_BODY) if (at(b, i, lit)) return true;
+  return at(b, i, LIT_BACKTRACE) && b[i + LIT_BACKTRACE.length] === 58 && blankTo(b, i + LIT_BACKTRACE.length + 1, end);
+}
+
 /**
  * Push-style parser: feed lines with `line()` (text) or `lineBytes()` (bytes), finish with `end()`.
  * Holds one record at a time. Use `parseKmemleakStream` / `parseKmemleakText` / `kmemleakRecords`
@@ -639,6 +745,10 @@ export class KmemleakParser implements ByteLineSink {
     const c = b[i];
     // The same choice as dispatch(): the recogniser the table tries first for this state and first character.
     if (c === 117 && this.byteHeader(b, i, end, dmesg || tagged)) return true;
+    if (this.state === 'dump') {
+      // `dump=<addr>` output (RE_DUMP_HEADER, RE_DUMP_BODY, frames): not a leak record, counted.
+      if ((c === 79 && matchDumpHeader(b, i, end)) || matchDumpBody(b, i, end) || matchFrame(b, i, end) !== 0) return this.ignoredDump();
+    }
     switch (this.state) {
       case 'backtrace':
         if (this.byteFrame(b, i, end)) return true;
@@ -657,6 +767,11 @@ export class KmemleakParser implements ByteLineSink {
       default:
         break;
     }
+    if (c === 79 /* O */ && this.state !== 'dump' && matchDumpHeader(b, i, end)) { // _startDump
+      this.finish();
+      this.state = 'dump';
+      return this.ignoredDump();
+    }
     // syzkaller's `BUG: memory leak` line between records: no record recogniser takes it in any
     // state, so the table's `other-tool-header` does.
     if ((c === 66 /* B */ || (c >= 48 && c <= 57)) && matchOtherToolHeader(b, i, end)) {
@@ -664,6 +779,11 @@ export class KmemleakParser implements ByteLineSink {
       return true;
     }
     return false;
+  }
+
+  private ignoredDump(): boolean {
+    this.counters.ignoredLines['dump-object'] = (this.counters.ignoredLines['dump-object'] ?? 0) + 1;
+    return true;
   }
 
   /** RE_HEADER → _startRecord. */
@@ -822,73 +942,10 @@ export class KmemleakParser implements ByteLineSink {
 
   /** RE_FRAME_FAST / RE_FRAME (plain and bare-address shapes) → _frame. */
   private byteFrame(b: Buffer, i: number, end: number): boolean {
-    let j = i;
-    let pcKind = PcKind.Bare;
-    if (b[j] === 91 /* [ */) {
-      if (b[j + 1] !== 60) return false;
-      j += 2;
-      const p0 = j;
-      if (b[j] === 40 /* ( */) {
-        j++;
-        while (b[j] === 95) j++;
-        if (!at(b, j, LIT_PTRVAL)) return false;
-        j += LIT_PTRVAL.length;
-        while (b[j] === 95) j++;
-        if (b[j] !== 41) return false;
-        j++;
-        pcKind = PcKind.Ptrval;
-      } else {
-        while (CLASS[b[j]] & C_HEX) j++;
-        if (j === p0) return false;
-        pcKind = pcKindOfBytes(b, p0, j);
-      }
-      if (b[j] !== 62 || b[j + 1] !== 93 || b[j + 2] !== 32) return false;
-      j += 3;
-      while (b[j] === 32) j++;
-    }
-    const s0 = j;
-    while (CLASS[b[j]] & C_SYM) j++;
-    if (j === s0) return false;
+    const m = matchFrame(b, i, end);
+    if (m === 0) return false;
     const r = this.rec;
-    // Which RE_FRAME branch: `sym+0xOFF/0xSIZE [mod]`, a bare `0xADDR`, or (symbolized logs only)
-    // a name followed by its source position.
-    let bare = false;
-    let needSource = false;
-    if (b[j] === 43 /* + */) {
-      if (b[j + 1] !== 48 || b[j + 2] !== 120) return false;
-      j += 3;
-      let h = j;
-      while (CLASS[b[j]] & C_HEX) j++;
-      if (j === h || b[j] !== 47 || b[j + 1] !== 48 || b[j + 2] !== 120) return false;
-      j += 3;
-      h = j;
-      while (CLASS[b[j]] & C_HEX) j++;
-      if (j === h) return false;
-      if (b[j] === 32 && b[j + 1] === 91) {
-        const m0 = j + 2;
-        let k = m0;
-        while (CLASS[b[k]] & C_MOD) k++;
-        if (k === m0 || b[k] !== 93) return false;
-        j = k + 1;
-      }
-    } else if (b[s0] === 48 && b[s0 + 1] === 120 && j - s0 > 2 && hexRun(b, s0 + 2, j)) {
-      bare = true; // unresolved: the whole token is 0x + hex digits
-    } else {
-      needSource = true; // `name file:line`: RE_FRAME's last branch needs the position
-    }
-    // Then RE_FRAME's optional ` file:line` and ` [inline]` (symbolized logs), and blanks.
-    if (b[j] === 32 && j + 1 < end && b[j + 1] !== 32) {
-      let k = j + 1;
-      while (k < end && b[k] !== 32) k++;
-      if (isSourceToken(b, j + 1, k)) {
-        j = k;
-        needSource = false;
-      }
-    }
-    if (needSource) return false;
-    if (b[j] === 32 && at(b, j, LIT_INLINE)) j += LIT_INLINE.length;
-    if (!blankTo(b, j, end)) return false;
-    if (bare && allFs(b, s0 + 2)) { // the old ULONG_MAX terminator, 8 or 16 f's
+    if (m === 1) {
       r.terminator = true;
       this.cleanFrames++;
       return true;
@@ -897,7 +954,7 @@ export class KmemleakParser implements ByteLineSink {
       this.addIssue('excess-frames');
       return true;
     }
-    r.addFrameBytes(b, r.keepPcs ? i : s0, end, pcKind);
+    r.addFrameBytes(b, r.keepPcs ? i : FRAME.s0, end, FRAME.pcKind);
     this.cleanFrames++;
     return true;
   }
