@@ -10,7 +10,7 @@ import type { AnalyzedRun } from '../analyze/model.js';
 import { loadMemory } from '../analyze/memory-source.js';
 import { isMemoryAnalysis } from '../analyze/memory.js';
 import { computeVerdict, kmemleakGrowthOf } from '../analyze/verdict.js';
-import { render, REPORT_FORMATS, type ReportFormat } from '../report/index.js';
+import { renderTo, REPORT_FORMATS, type ReportFormat } from '../report/index.js';
 import { ProgressLine } from '../report/progress.js';
 import { isGrowing, isNew, DEFAULT_TOP } from '../report/common.js';
 import { looksLikeAnalysis, parseAnalysisJson } from '../report/json.js';
@@ -115,15 +115,45 @@ function readText(file: string): string {
 
 /** Write atomically (temp file + rename) so a half-written report never replaces a good one. */
 function writeOut(out: string | undefined, text: string): void {
-  if (!out || out === '-') {
-    process.stdout.write(text);
-    return;
-  }
-  const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
+  writeOutPieces(out, (write) => write(text));
+}
+
+/** Pieces passed on in writes of about this many characters. */
+const WRITE_BATCH = 1 << 16;
+
+/**
+ * writeOut for text made in pieces by `produce` (the JSON report): written as it comes, so the
+ * whole text is never in memory.
+ */
+function writeOutPieces(out: string | undefined, produce: (write: (piece: string) => void) => void): void {
+  const toStdout = !out || out === '-';
+  const tmp = toStdout ? '' : path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.${process.pid}.tmp`);
+  let fd: number | null = null;
   try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, out);
+    if (!toStdout) fd = fs.openSync(tmp, 'w');
+    let batch: string[] = [];
+    let size = 0;
+    const flush = (): void => {
+      const text = batch.length === 1 ? batch[0] : batch.join('');
+      batch = [];
+      size = 0;
+      if (fd === null) process.stdout.write(text);
+      else fs.writeSync(fd, text);
+    };
+    produce((piece) => {
+      batch.push(piece);
+      size += piece.length;
+      if (size >= WRITE_BATCH) flush();
+    });
+    if (size > 0) flush();
+    if (fd !== null) {
+      fs.closeSync(fd);
+      fd = null;
+      fs.renameSync(tmp, out!);
+    }
   } catch (e) {
+    if (toStdout) throw e;
+    if (fd !== null) try { fs.closeSync(fd); } catch { /* best effort */ }
     try { fs.rmSync(tmp, { force: true }); } catch { /* best effort */ }
     throw ioError(`cannot write ${out}`, e);
   }
@@ -160,7 +190,7 @@ export function registerReport(program: Command): void {
     .option('--since <N>', 'leave out snapshots with a sequence number below N')
     .option('--suppress <file>', 'user suppression file (JSON) in addition to the built-in list')
     .option('--top <N>', `groups shown in text/md/html (default ${DEFAULT_TOP}; json has all)`)
-    .option('--timings', 'print where the time went (start, kmemleak parse + group, memory samples, render, write) as one JSON line on stderr')
+    .option('--timings', 'print where the time went (start, kmemleak parse + group, memory samples + verdict, render + write, CPU, peak RSS) as one JSON line on stderr')
     .addHelpText('after', `
 The JSON format (with "schemaVersion") is the source of truth; the other formats render from it,
 and a saved JSON analysis can be given back as SOURCE to render it again.
@@ -187,10 +217,9 @@ Exit codes: 0 report written, 1 --fail-on matched (the report is still written),
       } finally {
         progress?.done();
       }
-      const text = render(run, o.format, { top });
-      clock.mark('render');
-      writeOut(o.out, text);
-      clock.mark('write');
+      // Rendered and written in one pass (the JSON report is written in pieces as it is made).
+      writeOutPieces(o.out, (write) => renderTo(run, o.format, { top }, write));
+      clock.mark('renderAndWrite');
       if (o.timings) process.stderr.write(JSON.stringify({ timings: clock.done(), bytes: run.parseStats.bytes, records: run.parseStats.records }) + '\n');
       const matched = failOnMatches(run, o.failOn);
       if (matched) {

@@ -2,7 +2,7 @@
 import type { AnalyzedRun } from '../analyze/model.js';
 import type { RenderOptions } from './common.js';
 import { renderText } from './text.js';
-import { renderJson } from './json.js';
+import { renderJson, writeJson } from './json.js';
 import { renderHtml } from './html.js';
 import { renderJunit } from './junit.js';
 import { renderMarkdown } from './markdown.js';
@@ -18,6 +18,12 @@ export function render(run: AnalyzedRun, format: ReportFormat, opts: RenderOptio
     case 'junit': return renderJunit(run);
     case 'md': return renderMarkdown(run, opts);
   }
+}
+
+/** The report as pieces handed to `write` (JSON in pieces, never whole; the others whole). */
+export function renderTo(run: AnalyzedRun, format: ReportFormat, opts: RenderOptions, write: (piece: string) => void): void {
+  if (format === 'json') writeJson(run, write);
+  else write(render(run, format, opts));
 }
 
 export { renderText, renderJson, renderHtml, renderJunit, renderMarkdown };

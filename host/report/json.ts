@@ -4,7 +4,52 @@ import { ANALYSIS_SCHEMA_VERSION, type AnalyzedRun } from '../analyze/model.js';
 import { ExitCode, KmlError } from '../errors.js';
 
 export function renderJson(run: AnalyzedRun): string {
-  return JSON.stringify(run, null, 2) + '\n';
+  const parts: string[] = [];
+  writeJson(run, (p) => parts.push(p));
+  return parts.join('');
+}
+
+/**
+ * The JSON report in pieces, top-level member by member and big arrays element by element:
+ * exactly the text of `JSON.stringify(run, null, 2) + '\n'`, never held whole. On a 200 MB run
+ * the whole text is ~11 MB, twice that as UTF-16 when any character is not Latin-1, plus its
+ * UTF-8 copy for the write: that was `kml report`'s peak memory (+32 MB), not the analysis.
+ */
+export function writeJson(run: AnalyzedRun, write: (piece: string) => void): void {
+  const value = toJsonValue(run, '');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    write(JSON.stringify(value, null, 2) + '\n');
+    return;
+  }
+  write('{');
+  let first = true;
+  for (const key of Object.keys(value)) {
+    const v = toJsonValue((value as Record<string, unknown>)[key], key);
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue; // JSON.stringify leaves these members out
+    write(`${first ? '' : ','}\n  ${JSON.stringify(key)}: `);
+    first = false;
+    if (Array.isArray(v) && v.length > 0) {
+      write('[');
+      for (let i = 0; i < v.length; i++) {
+        const text = JSON.stringify(toJsonValue(v[i], String(i)), null, 2) ?? 'null'; // as JSON.stringify does in arrays
+        write(`${i === 0 ? '' : ','}\n    ${indentLines(text, '    ')}`);
+      }
+      write('\n  ]');
+    } else {
+      write(indentLines(JSON.stringify(v, null, 2), '  '));
+    }
+  }
+  write(first ? '}\n' : '\n}\n');
+}
+
+/** What JSON.stringify serialises for a value: its toJSON(key) result when it has one. */
+function toJsonValue(v: unknown, key: string): unknown {
+  return v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function' ? (v as { toJSON(k: string): unknown }).toJSON(key) : v;
+}
+
+/** Text of a nested JSON value, its lines after the first indented one level deeper (JSON strings hold no raw newline). */
+function indentLines(text: string, pad: string): string {
+  return text.includes('\n') ? text.replace(/\n/g, '\n' + pad) : text;
 }
 
 /** True when a parsed JSON value claims to be a kml analysis (whatever its version). */

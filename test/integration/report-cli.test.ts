@@ -187,7 +187,7 @@ test('--timings: one JSON line on stderr with the phases, the report unchanged o
   const lines = timed.err.trim().split('\n');
   assert.equal(lines.length, 1, timed.err);
   const t = JSON.parse(lines[0]) as { timings: Record<string, number>; bytes: number; records: number };
-  for (const k of ['start', 'parseAndGroup', 'memoryAndVerdict', 'render', 'write', 'total', 'cpu', 'peakRssMb']) {
+  for (const k of ['start', 'parseAndGroup', 'memoryAndVerdict', 'renderAndWrite', 'total', 'cpu', 'peakRssMb']) {
     assert.ok(typeof t.timings[k] === 'number' && t.timings[k] >= 0, `${k}: ${t.timings[k]}`);
   }
   assert.ok(t.timings.total >= t.timings.parseAndGroup);

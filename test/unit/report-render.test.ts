@@ -6,7 +6,7 @@ import { analyzeMemory } from '../../host/analyze/memory.js';
 import { computeVerdict, kmemleakGrowthOf } from '../../host/analyze/verdict.js';
 import { render, renderText, renderJson, renderHtml, renderJunit, renderMarkdown } from '../../host/report/index.js';
 import { sparkline, cumulativeBytes, deltaObjects } from '../../host/report/common.js';
-import { parseAnalysisJson } from '../../host/report/json.js';
+import { parseAnalysisJson, writeJson } from '../../host/report/json.js';
 import { diffRuns, renderDiffText, renderDiffJunit } from '../../host/report/diff.js';
 import { ExitCode, KmlError } from '../../host/errors.js';
 import type { AnalyzedRun } from '../../host/analyze/model.js';
@@ -159,4 +159,30 @@ test('diff: new, gone, grown and shrunk by fingerprint, lkp-style table', () => 
   assert.match(text, /baseline\s+objs\s+%change\s+candidate\s+objs\s+fingerprint\s+group/);
   assert.match(text, /\+200\.0%.*aaaaaaaaaaaa/);
   assert.match(renderDiffJunit(d), /failures="2"/);
+});
+
+test('the JSON report written in pieces is JSON.stringify(run, null, 2) byte for byte, and no piece is the whole', () => {
+  const check = (run: unknown, what: string): string[] => {
+    const pieces: string[] = [];
+    writeJson(run as AnalyzedRun, (p) => pieces.push(p));
+    assert.equal(pieces.join(''), JSON.stringify(run, null, 2) + '\n', what);
+    assert.equal(renderJson(run as AnalyzedRun), JSON.stringify(run, null, 2) + '\n', `${what}: renderJson`);
+    return pieces;
+  };
+  const run = model();
+  run.groups = Array.from({ length: 40 }, (_, i) => group(`memory leak in f${i}`, i.toString(16).padStart(12, '0'), 64, [0, i, i, i + 1, i, i]));
+  const pieces = check(run, 'rendered model');
+  // Each group is a piece of its own: no piece holds two groups' fingerprints.
+  const fingerprintsIn = (p: string): number => run.groups.filter((g) => p.includes(`"fingerprint": "${g.fingerprint}"`)).length;
+  assert.equal(pieces.filter((p) => fingerprintsIn(p) === 1).length, run.groups.length, 'the groups went one by one');
+  assert.ok(pieces.every((p) => fingerprintsIn(p) <= 1));
+  // What JSON.stringify leaves out or changes: undefined/function members, undefined array
+  // elements, toJSON, empty containers, strings with newlines and non-Latin-1 text, nesting.
+  check({
+    a: undefined, b: () => 1, c: [], d: {}, e: [undefined, () => 2, null, 'x\ny', 'é → ü', [1, [2, {}]], { z: [] }],
+    f: new Date(0), g: { toJSON: (k: string) => `key ${k}` }, h: [{ toJSON: (k: string) => ({ index: k }) }], i: 'line\nbreak', 'j"k': 1,
+  }, 'edge members');
+  check({}, 'empty object');
+  check({ only: undefined }, 'object whose members are all left out');
+  check({ toJSON: () => [1, 2] }, 'top-level toJSON to an array');
 });
