@@ -173,6 +173,7 @@ type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; ut
 
 /** A newline and a record header: where a backtrace block ends (kmemleak prints nothing between records). */
 const NL_HEADER = Buffer.from('\nunreferenced object', 'latin1');
+const NL_HEADER_BYTES = [...NL_HEADER];
 
 /**
  * One memo of backtrace blocks per stack table and stackPcs setting (its facts hold the table's
@@ -549,6 +550,10 @@ export class KmemleakParser implements ByteLineSink {
   private cleanFrames = 0;
   /** Offset of the line being read by the byte path in its chunk; -1 on the string path. */
   private curLineStart = -1;
+  /** nextHeader()'s last search: in which chunk, from where, and what it found. */
+  private headerChunk: Buffer | null = null;
+  private headerFrom = 0;
+  private headerAt = -1;
 
   constructor(opts: ParserOptions) {
     this.onRecord = opts.onRecord;
@@ -644,10 +649,12 @@ export class KmemleakParser implements ByteLineSink {
     if (b[e] === 10) start = e + 1;
     else if (b[e] === 13 && b[e + 1] === 10) start = e + 2;
     else return -1;
-    // Searched in a window: a dmesg copy has no header at a line start, and an unbounded search
-    // per record would read the rest of the chunk each time.
+    // The first header after the backtrace header, within a window (a block is at most
+    // MAX_BLOCK_BYTES long).
     const from = start - 1;
-    const nl = b.subarray(from, Math.min(b.length, from + MAX_BLOCK_BYTES + NL_HEADER.length)).indexOf(NL_HEADER);
+    const at = this.nextHeader(b, from);
+    if (at < 0 || at + NL_HEADER.length > from + MAX_BLOCK_BYTES + NL_HEADER.length) return -1;
+    const nl = at - from;
     if (nl < 1) return -1;
     const end = from + nl + 1;
     const memo = this.memo!;
@@ -674,6 +681,22 @@ export class KmemleakParser implements ByteLineSink {
     this.counters.lines += f.lines;
     this.counters.bytes += f.bytes;
     return end;
+  }
+
+  /**
+   * Offset of the first `\nunreferenced object` at or after `from` in b, or -1. One search per
+   * chunk serves every record up to the header it found (a dmesg copy has no header at a line
+   * start: a search per record would read the rest of the chunk each time). The cached answer
+   * is used only while b is the same buffer and still holds the header there.
+   */
+  private nextHeader(b: Buffer, from: number): number {
+    const h = this.headerAt;
+    if (b !== this.headerChunk || from < this.headerFrom || (h >= 0 && (h < from || !at(b, h, NL_HEADER_BYTES)))) {
+      this.headerChunk = b;
+      this.headerFrom = from;
+      this.headerAt = b.indexOf(NL_HEADER, from);
+    }
+    return this.headerAt;
   }
 
   /** At a record's end: learn the block being read if it was all frames and ended here. */
