@@ -207,3 +207,30 @@ test('block memo: two parsers sharing one stack table, fed a line each in turn, 
   }
   assert.ok(replayed > 0, 'blocks were replayed from the memo');
 });
+
+test('block memo: one read buffer refilled for every chunk (same object, new bytes) parses as fresh buffers do', () => {
+  const text = corpus.filter((t) => /backtrace/.test(t)).join('');
+  const input = Buffer.from(text.repeat(3), 'utf8');
+  const run = (reuse: boolean, size: number): { records: KmemleakRecord[]; counters: unknown } => {
+    const stacks = new StackInterner();
+    const records: KmemleakRecord[] = [];
+    const p = new KmemleakParser({ stacks, stackPcs: false, onRecord: (r) => records.push(r) });
+    const sp = new LineSplitter(p);
+    const buf = Buffer.alloc(size);
+    for (let i = 0; i < input.length; i += size) {
+      const n = Math.min(size, input.length - i);
+      if (reuse && n === size) {
+        input.copy(buf, 0, i, i + n); // as fs.readSync(fd, buf) into the one buffer
+        sp.pushBuffer(buf);
+      } else sp.pushBuffer(Buffer.from(input.subarray(i, i + n)));
+    }
+    sp.end();
+    p.end(sp.lastLineUnterminated);
+    return { records, counters: p.counters };
+  };
+  for (const size of [977, 4096, 65536]) {
+    const fresh = run(false, size);
+    assert.ok(fresh.records.length > 100);
+    assert.deepEqual(run(true, size), fresh, `chunks of ${size} bytes`);
+  }
+});
