@@ -25,23 +25,27 @@ export interface BlockFacts {
   bytes: number;
 }
 
+/** Words read from a DataView in the byte order an Int32Array over the same bytes uses. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /**
- * 32-bit hash of bytes[0, len) (`words` views the same memory from offset 0): two independent
- * lanes over alternate words, so the multiplications of one do not wait for the other's.
+ * 32-bit hash of the len bytes at `start` of `view`, read a word at a time wherever they lie (no
+ * copy to aligned memory first): two independent lanes over alternate words, so the
+ * multiplications of one do not wait for the other's.
  */
-function hashBlock(words: Int32Array, bytes: Uint8Array, len: number): number {
+function hashBlock(view: DataView, start: number, len: number): number {
   let a = len | 0;
   let b = 0x9747b28c;
   const n = len >>> 2;
   let i = 0;
   for (; i + 1 < n; i += 2) {
-    a = Math.imul(a ^ words[i], 0x9e3779b1);
+    a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
     a = (a << 13) | (a >>> 19);
-    b = Math.imul(b ^ words[i + 1], 0x85ebca6b);
+    b = Math.imul(b ^ view.getInt32(start + 4 * i + 4, LITTLE_ENDIAN), 0x85ebca6b);
     b = (b << 13) | (b >>> 19);
   }
-  if (i < n) a = Math.imul(a ^ words[i], 0x9e3779b1);
-  for (let k = n << 2; k < len; k++) b = Math.imul(b ^ bytes[k], 0x01000193);
+  if (i < n) a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
+  for (let k = n << 2; k < len; k++) b = Math.imul(b ^ view.getUint8(start + k), 0x01000193);
   let h = a ^ Math.imul(b, 0xc2b2ae35);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -53,10 +57,11 @@ export class BlockMemo {
   /** Block bytes by entry, and what parsing them gave. */
   private readonly keys = new ByteKeyTable();
   private facts: BlockFacts[] = [];
-  /** Scratch: the block being looked up, copied to offset 0 of word-aligned memory (hashing by words). */
-  private readonly scratchMem = new ArrayBuffer(MAX_BLOCK_BYTES + 4);
-  readonly scratch = Buffer.from(this.scratchMem);
-  private readonly scratchWords = new Int32Array(this.scratchMem);
+  /** Scratch: a block looked up and not found, kept for insert() (the chunk it came from may be gone by then). */
+  private readonly scratch = Buffer.alloc(MAX_BLOCK_BYTES + 4);
+  /** A DataView of the chunk last looked in (made once per chunk). */
+  private viewOf: Buffer | null = null;
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   /** Length and hash of the block in scratch (set by find()). */
   private len = 0;
   private hash = 0;
@@ -70,17 +75,22 @@ export class BlockMemo {
   }
 
   /**
-   * Copy b[start, end) to scratch and look it up: its facts, or null (then insert() may record
-   * them once the block has been parsed).
+   * Look b[start, end) up: its facts, or null (the block is then copied to scratch, and insert()
+   * may record it once it has been parsed).
    */
   find(b: Buffer, start: number, end: number): BlockFacts | null {
     this.finds++;
     const len = end - start;
-    b.copy(this.scratch, 0, start, end);
+    if (b !== this.viewOf) {
+      this.viewOf = b;
+      this.view = new DataView(b.buffer, b.byteOffset, b.length);
+    }
     this.len = len;
-    this.hash = hashBlock(this.scratchWords, this.scratch, len);
-    const id = this.keys.find(this.hash, this.scratchWords, this.scratch, len);
-    return id < 0 ? null : this.facts[id];
+    this.hash = hashBlock(this.view, start, len);
+    const id = this.keys.findIn(this.hash, this.view, start, len, LITTLE_ENDIAN);
+    if (id >= 0) return this.facts[id];
+    b.copy(this.scratch, 0, start, end);
+    return null;
   }
 
   /** A ticket for the block just passed to find(), to give insert(). */

@@ -15,6 +15,14 @@ function sameBytes(key: Int32Array, keyBytes: Uint8Array, words: Int32Array, byt
   return true;
 }
 
+/** The stored key `key`/`keyBytes` holds the len bytes at `start` of `view`. */
+function sameBytesIn(key: Int32Array, keyBytes: Uint8Array, view: DataView, start: number, len: number, littleEndian: boolean): boolean {
+  const n = len >>> 2;
+  for (let k = 0; k < n; k++) if (key[k] !== view.getInt32(start + 4 * k, littleEndian)) return false;
+  for (let k = n << 2; k < len; k++) if (keyBytes[k] !== view.getUint8(start + k)) return false;
+  return true;
+}
+
 export class ByteKeyTable {
   private keys: Int32Array[] = [];
   private keyBytes: Uint8Array[] = [];
@@ -34,6 +42,19 @@ export class ByteKeyTable {
       const s = this.slots[i];
       if (s === 0) return -1;
       if (this.hashes[i] === h && this.lens[s - 1] === len && sameBytes(this.keys[s - 1], this.keyBytes[s - 1], words, bytes, len)) return s - 1;
+    }
+  }
+
+  /**
+   * Id of the key equal to the len bytes at `start` of `view`, whose hash is h, or -1. Words are
+   * read as `littleEndian` says (the byte order of the keys' Int32Arrays).
+   */
+  findIn(h: number, view: DataView, start: number, len: number, littleEndian: boolean): number {
+    const mask = this.slots.length - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const s = this.slots[i];
+      if (s === 0) return -1;
+      if (this.hashes[i] === h && this.lens[s - 1] === len && sameBytesIn(this.keys[s - 1], this.keyBytes[s - 1], view, start, len, littleEndian)) return s - 1;
     }
   }
 
