@@ -913,25 +913,26 @@ export class KmemleakParser implements ByteLineSink {
    */
   private byteHexRow(b: Buffer, i: number, end: number): number {
     if (!(CLASS[b[i]] & C_HEX && CLASS[b[i + 1]] & C_HEX)) return 0;
+    // The digits are copied while the row is checked, past the record's hexChars: they count only
+    // if the row is taken. `| 0x20` lowercases A-F and leaves 0-9 and a-f as they are.
+    const r = this.rec;
+    const hb = r.hexBuf;
+    const n0 = r.hexChars;
+    let n = n0;
+    if (n < MAX_HEX_CHARS) { hb[n] = b[i] | 0x20; hb[n + 1] = b[i + 1] | 0x20; n += 2; }
     let j = i + 2;
     let pairs = 1;
     while (b[j] === 32 && CLASS[b[j + 1]] & C_HEX && CLASS[b[j + 2]] & C_HEX) {
       if (++pairs > 32) return -1;
+      if (n < MAX_HEX_CHARS) { hb[n] = b[j + 1] | 0x20; hb[n + 1] = b[j + 2] | 0x20; n += 2; }
       j += 3;
     }
     if (j < end) {
       if (b[j] !== 32 || b[j + 1] !== 32) return 0;
       for (let k = j + 2; k < end; k++) if (!(CLASS[b[k]] & C_PRINT)) return -1;
     }
-    const r = this.rec;
     const want = (r.hexLength ?? 32) * 2;
-    let n = r.hexChars;
-    if (n >= want || n >= MAX_HEX_CHARS) return -1; // more rows than announced: not hex
-    const hb = r.hexBuf;
-    for (let k = i; k < j && n < MAX_HEX_CHARS; k += 3) {
-      hb[n++] = b[k] | (CLASS[b[k]] & C_UPPER ? 0x20 : 0);
-      hb[n++] = b[k + 1] | (CLASS[b[k + 1]] & C_UPPER ? 0x20 : 0);
-    }
+    if (n0 >= want || n0 >= MAX_HEX_CHARS) return -1; // more rows than announced: not hex
     r.hexChars = n;
     return 1;
   }
