@@ -22,6 +22,7 @@ export interface ObjectKey {
 }
 
 const MIN_CAPACITY = 1024;
+const SMALL_SET_SLOTS = 1 << 16;
 /** Values must be below this (they share a word with the address length). */
 const MAX_VALUE = (1 << 26) - 2;
 const LEN_SHIFT = 26;
@@ -112,7 +113,9 @@ export class ObjectSet {
       this.base = k.jiffies!;
       this.haveBase = true;
     }
-    if ((this.count + 1) * 5 > this.cap * 4) this.grow();
+    // Up to 64k slots (1 MiB, in cache) a set is kept at most half full, where probes are what a
+    // lookup costs; a bigger one at most 4/5 full, where its size (cache misses) is.
+    if (this.cap < SMALL_SET_SLOTS ? (this.count + 1) * 2 > this.cap : (this.count + 1) * 5 > this.cap * 4) this.grow();
     const i = this.slot(k.addrHi | 0, k.addrLo | 0, k.addrLen, d);
     return this.s[i] === 0 ? i : -1;
   }
