@@ -15,7 +15,7 @@ import { DEFAULT_HZ, HZ_CANDIDATES, HzEstimator, allocUptimeS, hzFromConfigText,
 import { LineSplitter } from '../kmemleak/lines.js';
 import { KmemleakParser, type ParsedRecord } from '../kmemleak/parser.js';
 import { ObjectSet } from '../kmemleak/object-set.js';
-import { framesOfStackText } from '../kmemleak/record.js';
+import { FORMAT_NAMES, framesOfStackText } from '../kmemleak/record.js';
 import { StackInterner } from '../kmemleak/stack-table.js';
 import type { ParserCounters } from '../kmemleak/types.js';
 import { discoverRun, type RunInput, type SnapshotSource } from './input.js';
@@ -34,9 +34,16 @@ interface StackFacts {
   sm: boolean[];
   /** The group its records go to when no record rule takes them (found once, not per record). */
   group: GroupAcc | null;
-  /** Indexes (in groupRules) of the group rules whose stack part matches: most stacks have none. */
+  /** Indexes (in groupRules) of the group rules whose stack part matches. */
   groupRuleHits: number[];
+  /** Per hit, what its mask is: RULE_ALL, RULE_BOOT (no condition on the object), or RULE_OBJECT (ask the rule). */
+  groupRuleKinds: number[];
 }
+
+/** StackFacts.groupRuleKinds: the rule's mask is every HZ candidate, the boot-time mask, or the rule's answer for the object. */
+const RULE_ALL = 0;
+const RULE_BOOT = 1;
+const RULE_OBJECT = 2;
 
 export const DEFAULT_BOOT_WINDOW_S = 60;
 /** Interval assumed between snapshots when nothing tells the time (the seed's `sleep 600`). */
@@ -207,7 +214,6 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
   /** Which scratchMasks entries the last record set (the rest are 0). */
   const masksSetAt: number[] = new Array(groupRules.length).fill(0);
   let masksSet = 0;
-  const allGroupRules = groupRules.map((_r, k) => k);
   const initJiffies = candidates.map(initialJiffies);
 
   const selected = input.snapshots.filter((s) => options.sinceSeq === undefined || s.seq === null || s.seq >= options.sinceSeq);
@@ -227,9 +233,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
     ignoredLines: {}, unparsedSamples: [],
   };
   const snapshots: SnapshotInfo[] = [];
-  const formatCounts = new Map<string, number>();
-  let runFormat = '';
-  let runFormatCount = 0;
+  // Records per format (by ParsedRecord.formatIndex), and the formats in the order first seen.
+  const formatCounts = new Float64Array(FORMAT_NAMES.length);
+  const formatOrder: number[] = [];
   let bits32 = 0;
   let bits64 = 0;
   // Objects of the snapshot being read and of the previous one (two sets, swapped), valued by group index.
@@ -277,7 +283,9 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
         const text = stackTable.text(sid);
         const stackId = fingerprinter.identifyStack(text, () => framesOfStackText(text));
         const sm = stackMatches(stackId);
-        facts = { id: stackId, sm, group: null, groupRuleHits: groupRuleIndex.flatMap((ri, k) => (sm[ri] ? [k] : [])) };
+        const hits = groupRuleIndex.flatMap((ri, k) => (sm[ri] ? [k] : []));
+        const kinds = hits.map((k) => (!groupRuleAnyObject[k] ? RULE_OBJECT : groupRules[k].rule.bootTime ? RULE_BOOT : RULE_ALL));
+        facts = { id: stackId, sm, group: null, groupRuleHits: hits, groupRuleKinds: kinds };
         stackTable.memo[sid] = facts;
       }
       const id = facts.id;
@@ -315,12 +323,22 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       const ruleMasks = scratchMasks;
       for (let k = 0; k < masksSet; k++) ruleMasks[masksSetAt[k]] = 0;
       masksSet = 0;
-      const hits = recordRule === null ? facts.groupRuleHits : allGroupRules;
-      for (let h = 0; h < hits.length; h++) {
-        const k = hits[h];
-        const gr = groupRules[k];
-        const m = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
-        if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
+      if (recordRule === null) {
+        const hits = facts.groupRuleHits;
+        const kinds = facts.groupRuleKinds;
+        for (let h = 0; h < hits.length; h++) {
+          const k = hits[h];
+          const kind = kinds[h];
+          const m = kind === RULE_ALL ? allCandidates : kind === RULE_BOOT ? bootMask
+            : !groupRules[k].matchesObject(r) ? 0 : groupRules[k].rule.bootTime ? bootMask : allCandidates;
+          if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
+        }
+      } else {
+        for (let k = 0; k < groupRules.length; k++) {
+          const gr = groupRules[k];
+          const m = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
+          if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
+        }
       }
       update.ruleMasksSet = masksSet;
       const repeat = previous !== null && previous.has(r);
@@ -335,13 +353,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       table.addTo(g, update);
       seen.commit(place, r, g.index);
       snap.records++;
-      // Formats come in long runs: counted per run (a Map update per record costs a hash each).
-      if (r.format === runFormat) runFormatCount++;
-      else {
-        if (runFormatCount > 0) formatCounts.set(runFormat, (formatCounts.get(runFormat) ?? 0) + runFormatCount);
-        runFormat = r.format;
-        runFormatCount = 1;
-      }
+      if (formatCounts[r.formatIndex]++ === 0) formatOrder.push(r.formatIndex);
       if (r.pointerBits === 32) bits32++;
       else bits64++;
     };
@@ -494,7 +506,7 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       bootIds,
       hz,
       pointerBits: bits64 === 0 && bits32 === 0 ? null : bits64 >= bits32 ? 64 : 32,
-      formats: Object.fromEntries(runFormatCount > 0 ? formatCounts.set(runFormat, (formatCounts.get(runFormat) ?? 0) + runFormatCount) : formatCounts),
+      formats: Object.fromEntries(formatOrder.map((i) => [FORMAT_NAMES[i], formatCounts[i]])),
       snapshotMode,
     },
     options: {

@@ -27,6 +27,8 @@ const PC_KIND_NAMES = ['none', 'bare', 'bracket-ptrval', 'bracket-zero', 'bracke
 const COMM_KIND_NAMES = ['plain', 'age', 'crc'];
 /** Every RecordFormat string, made once: [pcKind][commKind][terminator]. */
 const FORMATS: string[][][] = PC_KIND_NAMES.map((f) => COMM_KIND_NAMES.map((c) => [`${f}/${c}`, `${f}/${c}+terminator`]));
+/** Every RecordFormat string by ParsedRecord.formatIndex. */
+export const FORMAT_NAMES: readonly string[] = FORMATS.flat(2);
 
 /** describeFormat()'s reading of a bracketed pointer's text. */
 export function pcKindOf(pc: string | null): PcKind {
@@ -143,6 +145,8 @@ export class ParsedRecord {
   crc: string | null = null;
   terminator = false;
   format = '';
+  /** The format's index in FORMAT_NAMES (set with it). */
+  formatIndex = 0;
   issues: string[] = [];
   truncated = false;
   line = 0;
@@ -275,7 +279,9 @@ export class ParsedRecord {
   /** Set `format` (RecordFormat) from what was seen. */
   setFormat(): void {
     const comm = this.ageMs !== null ? 1 : this.crc !== null ? 2 : 0;
-    this.format = FORMATS[this.pcKind][comm][this.terminator ? 1 : 0];
+    const term = this.terminator ? 1 : 0;
+    this.format = FORMATS[this.pcKind][comm][term];
+    this.formatIndex = (this.pcKind * COMM_KIND_NAMES.length + comm) * 2 + term;
   }
 
   toRecord(): KmemleakRecord {
