@@ -550,6 +550,8 @@ export class KmemleakParser implements ByteLineSink {
   private cleanFrames = 0;
   /** Offset of the line being read by the byte path in its chunk; -1 on the string path. */
   private curLineStart = -1;
+  /** Backtrace blocks taken from the memo. */
+  replayedBlocks = 0;
   /** nextHeader()'s last search: in which chunk, from where, and what it found. */
   private headerChunk: Buffer | null = null;
   private headerFrom = 0;
@@ -677,6 +679,7 @@ export class KmemleakParser implements ByteLineSink {
     r.pcKind = f.pcKind;
     r.terminator = f.terminator;
     r.knownStackId = f.stackId;
+    this.replayedBlocks++;
     this.lineNo += f.lines;
     this.counters.lines += f.lines;
     this.counters.bytes += f.bytes;
