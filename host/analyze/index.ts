@@ -323,22 +323,14 @@ export async function analyzeRun(source: string, options: AnalyzeOptions = {}): 
       const ruleMasks = scratchMasks;
       for (let k = 0; k < masksSet; k++) ruleMasks[masksSetAt[k]] = 0;
       masksSet = 0;
-      if (recordRule === null) {
-        const hits = facts.groupRuleHits;
-        const kinds = facts.groupRuleKinds;
-        for (let h = 0; h < hits.length; h++) {
-          const k = hits[h];
-          const kind = kinds[h];
-          const m = kind === RULE_ALL ? allCandidates : kind === RULE_BOOT ? bootMask
-            : !groupRules[k].matchesObject(r) ? 0 : groupRules[k].rule.bootTime ? bootMask : allCandidates;
-          if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
-        }
-      } else {
-        for (let k = 0; k < groupRules.length; k++) {
-          const gr = groupRules[k];
-          const m = !sm[groupRuleIndex[k]] || (!groupRuleAnyObject[k] && !gr.matchesObject(r)) ? 0 : gr.rule.bootTime ? bootMask : allCandidates;
-          if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
-        }
+      const hits = facts.groupRuleHits;
+      const kinds = facts.groupRuleKinds;
+      for (let h = 0; h < hits.length; h++) {
+        const k = hits[h];
+        const kind = kinds[h];
+        const m = kind === RULE_ALL ? allCandidates : kind === RULE_BOOT ? bootMask
+          : !groupRules[k].matchesObject(r) ? 0 : groupRules[k].rule.bootTime ? bootMask : allCandidates;
+        if (m !== 0) { ruleMasks[k] = m; masksSetAt[masksSet++] = k; }
       }
       update.ruleMasksSet = masksSet;
       const repeat = previous !== null && previous.has(r);

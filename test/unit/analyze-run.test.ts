@@ -354,3 +354,18 @@ test('a snapshot of several read chunks is hashed across them: intact is ok, a c
     assert.equal(run.snapshots.find((s) => s.seq === 2)!.status, 'ok', 'the small snapshot beside it');
   }
 });
+
+test('a group rule with conditions on the object (comm, size) hides a group only when its records meet them', async () => {
+  const dir = writeStore();
+  const sup = path.join(tmpdir(), 'sup.json');
+  // The binder group's one record: comm "Binder:500_2", 96 bytes. Rules 1 and 2 match its stack but not the object.
+  fs.writeFileSync(sup, JSON.stringify({ suppressions: [
+    { reason: 'not this task', frames: ['binder_*'], comm: 'system_server', unlessGrowing: true },
+    { reason: 'not this size', frames: ['binder_*'], size: { min: 100 }, unlessGrowing: true },
+    { reason: 'binder threads', frames: ['binder_*'], comm: 'Binder:*', size: { max: 96 }, unlessGrowing: true },
+  ] }));
+  const run = await analyzeRun(dir, { now: NOW, suppressFile: sup });
+  const g = run.suppressed.find((x) => x.title === 'memory leak in binder_new_node');
+  assert.equal(g?.suppression.ruleId, 'user:3');
+  assert.ok(!run.suppressionsUsed.some((u) => u.ruleId === 'user:1' || u.ruleId === 'user:2'));
+});
