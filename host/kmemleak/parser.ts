@@ -654,9 +654,9 @@ export class KmemleakParser implements ByteLineSink {
     // The first header after the backtrace header, within a window (a block is at most
     // MAX_BLOCK_BYTES long).
     const from = start - 1;
-    const at = this.nextHeader(b, from);
-    if (at < 0 || at + NL_HEADER.length > from + MAX_BLOCK_BYTES + NL_HEADER.length) return -1;
-    const nl = at - from;
+    const header = this.nextHeader(b, from);
+    if (header < 0 || header - from > MAX_BLOCK_BYTES) return -1;
+    const nl = header - from;
     if (nl < 1) return -1;
     const end = from + nl + 1;
     const memo = this.memo!;
