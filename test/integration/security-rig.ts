@@ -63,17 +63,24 @@ export async function treeState(root: string, skip: (rel: string) => boolean = (
       const abs = path.join(dir, n);
       const rel = path.relative(root, abs);
       if (skip(rel)) continue;
-      const st = await fs.lstat(abs);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isSymbolicLink()) out.set(rel, `link ${mode} ${await fs.readlink(abs)}`);
-      else if (st.isDirectory()) {
-        out.set(rel, `dir ${mode}`);
-        await walk(abs);
-      } else if (st.isFile()) {
-        // big (sparse) files: size + mtime say enough
-        const digest = st.size > 64 * 1024 * 1024 ? '-' : createHash('sha256').update(await fs.readFile(abs)).digest('hex');
-        out.set(rel, `file ${mode} ${st.size} ${digest} ${st.mtimeMs}`);
-      } else out.set(rel, `other ${mode} ${st.mtimeMs}`);
+      try {
+        const st = await fs.lstat(abs);
+        const mode = (st.mode & 0o7777).toString(8);
+        if (st.isSymbolicLink()) out.set(rel, `link ${mode} ${await fs.readlink(abs)}`);
+        else if (st.isDirectory()) {
+          out.set(rel, `dir ${mode}`);
+          await walk(abs);
+        } else if (st.isFile()) {
+          // big (sparse) files: size + mtime say enough
+          const digest = st.size > 64 * 1024 * 1024 ? '-' : createHash('sha256').update(await fs.readFile(abs)).digest('hex');
+          out.set(rel, `file ${mode} ${st.size} ${digest} ${st.mtimeMs}`);
+        } else out.set(rel, `other ${mode} ${st.mtimeMs}`);
+      } catch (e) {
+        // Gone between readdir and here: a live writer's temp file renamed into place (the
+        // agent's heartbeat.tmp). Not part of the tree's state.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        out.delete(rel);
+      }
     }
   }
   await walk(root);
