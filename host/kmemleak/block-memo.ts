@@ -6,7 +6,7 @@
 // terminator, line count) instead of reading 5–16 lines byte by byte. The bytes are compared in
 // full before a result is reused: a hash collision costs a normal parse, never a wrong record.
 
-import { ByteKeyTable } from './byte-keys.js';
+import { ByteKeyTable, hashBytes } from './byte-keys.js';
 import type { PcKind } from './record.js';
 
 /** Blocks longer than this are parsed line by line (kmemleak prints at most 16 frames). */
@@ -23,34 +23,6 @@ export interface BlockFacts {
   /** Lines in the block (each one a frame or the terminator), and the parser's byte count for them. */
   lines: number;
   bytes: number;
-}
-
-/** Words read from a DataView in the byte order an Int32Array over the same bytes uses. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/**
- * 32-bit hash of the len bytes at `start` of `view`, read a word at a time wherever they lie (no
- * copy to aligned memory first): two independent lanes over alternate words, so the
- * multiplications of one do not wait for the other's.
- */
-function hashBlock(view: DataView, start: number, len: number): number {
-  let a = len | 0;
-  let b = 0x9747b28c;
-  const n = len >>> 2;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
-    a = (a << 13) | (a >>> 19);
-    b = Math.imul(b ^ view.getInt32(start + 4 * i + 4, LITTLE_ENDIAN), 0x85ebca6b);
-    b = (b << 13) | (b >>> 19);
-  }
-  if (i < n) a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
-  for (let k = n << 2; k < len; k++) b = Math.imul(b ^ view.getUint8(start + k), 0x01000193);
-  let h = a ^ Math.imul(b, 0xc2b2ae35);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h;
 }
 
 export class BlockMemo {
@@ -86,8 +58,8 @@ export class BlockMemo {
       this.view = new DataView(b.buffer, b.byteOffset, b.length);
     }
     this.len = len;
-    this.hash = hashBlock(this.view, start, len);
-    const id = this.keys.findIn(this.hash, this.view, start, len, LITTLE_ENDIAN);
+    this.hash = hashBytes(this.view, start, len);
+    const id = this.keys.find(this.hash, this.view, start, len);
     if (id >= 0) return this.facts[id];
     b.copy(this.scratch, 0, start, end);
     return null;

@@ -1,24 +1,41 @@
 // Byte strings numbered 0, 1, 2, ... in the order they are added, found again by their hash and
 // a full compare: the shared core of the stack table (stack text → id) and the backtrace block
-// memo (block bytes → what parsing it gave). Keys are kept as 32-bit words so that a compare runs
-// a word at a time in JS (a native Buffer.compare per record costs more in the call than in the
-// compare).
+// memo (block bytes → what parsing it gave). Keys are kept as 32-bit words and looked up through
+// a DataView, so that hash and compare run a word at a time in JS wherever the bytes lie (a native
+// Buffer.compare per record costs more in the call than in the compare).
+
+/** Words read from a DataView in the byte order the keys' Int32Arrays use. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * The stored key `key`/`keyBytes` (same memory) holds the same `len` bytes as `words`/`bytes`
- * (same memory, from offset 0).
+ * 32-bit hash of the len bytes at `start` of `view`, read a word at a time wherever they lie (no
+ * copy to aligned memory first): two independent lanes over alternate words, so the
+ * multiplications of one do not wait for the other's.
  */
-function sameBytes(key: Int32Array, keyBytes: Uint8Array, words: Int32Array, bytes: Uint8Array, len: number): boolean {
+export function hashBytes(view: DataView, start: number, len: number): number {
+  let a = len | 0;
+  let b = 0x9747b28c;
   const n = len >>> 2;
-  for (let k = 0; k < n; k++) if (key[k] !== words[k]) return false;
-  for (let k = n << 2; k < len; k++) if (keyBytes[k] !== bytes[k]) return false;
-  return true;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
+    a = (a << 13) | (a >>> 19);
+    b = Math.imul(b ^ view.getInt32(start + 4 * i + 4, LITTLE_ENDIAN), 0x85ebca6b);
+    b = (b << 13) | (b >>> 19);
+  }
+  if (i < n) a = Math.imul(a ^ view.getInt32(start + 4 * i, LITTLE_ENDIAN), 0x9e3779b1);
+  for (let k = n << 2; k < len; k++) b = Math.imul(b ^ view.getUint8(start + k), 0x01000193);
+  let h = a ^ Math.imul(b, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h;
 }
 
-/** The stored key `key`/`keyBytes` holds the len bytes at `start` of `view`. */
-function sameBytesIn(key: Int32Array, keyBytes: Uint8Array, view: DataView, start: number, len: number, littleEndian: boolean): boolean {
+/** The stored key `key`/`keyBytes` (same memory) holds the len bytes at `start` of `view`. */
+function sameBytes(key: Int32Array, keyBytes: Uint8Array, view: DataView, start: number, len: number): boolean {
   const n = len >>> 2;
-  for (let k = 0; k < n; k++) if (key[k] !== view.getInt32(start + 4 * k, littleEndian)) return false;
+  for (let k = 0; k < n; k++) if (key[k] !== view.getInt32(start + 4 * k, LITTLE_ENDIAN)) return false;
   for (let k = n << 2; k < len; k++) if (keyBytes[k] !== view.getUint8(start + k)) return false;
   return true;
 }
@@ -35,26 +52,13 @@ export class ByteKeyTable {
     return this.lens.length;
   }
 
-  /** Id of the key bytes[0, len) whose hash is h, or -1. `words` views bytes' memory from offset 0. */
-  find(h: number, words: Int32Array, bytes: Uint8Array, len: number): number {
+  /** Id of the key equal to the len bytes at `start` of `view`, whose hash (hashBytes) is h, or -1. */
+  find(h: number, view: DataView, start: number, len: number): number {
     const mask = this.slots.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const s = this.slots[i];
       if (s === 0) return -1;
-      if (this.hashes[i] === h && this.lens[s - 1] === len && sameBytes(this.keys[s - 1], this.keyBytes[s - 1], words, bytes, len)) return s - 1;
-    }
-  }
-
-  /**
-   * Id of the key equal to the len bytes at `start` of `view`, whose hash is h, or -1. Words are
-   * read as `littleEndian` says (the byte order of the keys' Int32Arrays).
-   */
-  findIn(h: number, view: DataView, start: number, len: number, littleEndian: boolean): number {
-    const mask = this.slots.length - 1;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
-      const s = this.slots[i];
-      if (s === 0) return -1;
-      if (this.hashes[i] === h && this.lens[s - 1] === len && sameBytesIn(this.keys[s - 1], this.keyBytes[s - 1], view, start, len, littleEndian)) return s - 1;
+      if (this.hashes[i] === h && this.lens[s - 1] === len && sameBytes(this.keys[s - 1], this.keyBytes[s - 1], view, start, len)) return s - 1;
     }
   }
 

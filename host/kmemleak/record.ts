@@ -158,9 +158,9 @@ export class ParsedRecord {
   /** Hex characters (lowercase, no spaces) in hexBuf; meaningful when hexLength !== null. */
   hexChars = 0;
   readonly hexBuf: Buffer = Buffer.alloc(MAX_HEX_CHARS);
-  /** Frame line texts, '\n'-separated, as bytes (from offset 0 of its own memory, viewed by stackWords too). */
+  /** Frame line texts, '\n'-separated, as bytes (from offset 0 of its own memory, viewed by stackView too). */
   stackBuf: Buffer = Buffer.alloc(0);
-  private stackWords: Int32Array = new Int32Array(0);
+  private stackView = new DataView(new ArrayBuffer(0));
   stackLen = 0;
   /** Where stackId() numbers stacks (the parser's `stacks` option; a table of its own otherwise). */
   stackTable: StackInterner | null = null;
@@ -179,7 +179,7 @@ export class ParsedRecord {
     const next = Buffer.from(mem);
     this.stackBuf.copy(next, 0, 0, this.stackLen);
     this.stackBuf = next;
-    this.stackWords = new Int32Array(mem);
+    this.stackView = new DataView(mem);
   }
 
   /**
@@ -190,7 +190,7 @@ export class ParsedRecord {
 
   /** Id of this record's stack in `stackTable` (same bytes, same id). Valid for this record only. */
   stackId(): number {
-    if (this.knownStackId < 0) this.knownStackId = (this.stackTable ??= new StackInterner()).idOf(this.stackBuf, this.stackWords, this.stackLen, this.stackAscii);
+    if (this.knownStackId < 0) this.knownStackId = (this.stackTable ??= new StackInterner()).idOf(this.stackBuf, this.stackView, this.stackLen, this.stackAscii);
     return this.knownStackId;
   }
   /** Every byte in stackBuf is ASCII (so latin1 decoding gives the same text as UTF-8). */

@@ -5,13 +5,7 @@
 // text is decoded once per distinct stack; `memo` holds what a caller derives from a stack (the
 // analysis keeps the stack's identity there).
 
-/** Stack texts by id, and a caller's per-stack slot. Also implemented by a parse worker's table. */
-export interface StackTable {
-  text(id: number): string;
-  memo: unknown[];
-}
-
-import { ByteKeyTable } from './byte-keys.js';
+import { ByteKeyTable, hashBytes } from './byte-keys.js';
 
 type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
 
@@ -21,25 +15,7 @@ type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; ut
  */
 export const MAX_STACKS = 50_000;
 
-/** 32-bit hash of bytes[0, len); `words` views the same memory (bytes must start at offset 0). */
-export function hashStackBytes(words: Int32Array, bytes: Uint8Array, len: number): number {
-  let h = len | 0;
-  const n = len >>> 2;
-  for (let i = 0; i < n; i++) {
-    let k = Math.imul(words[i], 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  for (let i = n << 2; i < len; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h;
-}
-
-export class StackInterner implements StackTable {
+export class StackInterner {
   /** Stack bytes by id. */
   private readonly keys = new ByteKeyTable();
   private readonly texts: string[] = [];
@@ -56,12 +32,12 @@ export class StackInterner implements StackTable {
   }
 
   /**
-   * Id of the stack bytes[0, len) (`words` views the same memory, see hashStackBytes); `ascii`:
+   * Id of the stack bytes[0, len) (`view` views the same memory); `ascii`:
    * every byte is below 0x80, so the text is its latin1 decoding (else UTF-8).
    */
-  idOf(bytes: Buffer, words: Int32Array, len: number, ascii: boolean): number {
-    const h = hashStackBytes(words, bytes, len);
-    const found = this.keys.find(h, words, bytes, len);
+  idOf(bytes: Buffer, view: DataView, len: number, ascii: boolean): number {
+    const h = hashBytes(view, 0, len);
+    const found = this.keys.find(h, view, 0, len);
     if (found >= 0) return found;
     if (this.texts.length >= MAX_STACKS) {
       this.keys.clear();
