@@ -7,6 +7,7 @@ import {
 } from '../lab/lab.js';
 import { action, globalOptions, parseDuration, parsePositiveInt, serialFrom, stderrLogger } from './context.js';
 import { terminalSafe } from '../terminal.js';
+import { LAB_BUILDS, type LabBuild } from '../lab/guest-config.js';
 
 function context(cmd: Command): LabContext {
   const g = globalOptions(cmd);
@@ -73,6 +74,7 @@ Builds are cached in $KML_CACHE_DIR (default ~/.cache/kml), device state in $KML
     .option('--mem <mb>', 'guest memory in MB', String(DEFAULT_UP.memMb))
     .option('--data-size <mb>', 'size of the persistent /data disk in MB', String(DEFAULT_UP.dataSizeMb))
     .addOption(new Option('--debugfs <state>', 'debugfs at /sys/kernel/debug after boot').choices(['mounted', 'unmounted']).default('mounted'))
+    .addOption(new Option('--build <type>', 'root as on this kind of build: userdebug-root (adbd runs as root), userdebug (adbd runs as the shell user until `adb root`), user (no root at all)').choices([...LAB_BUILDS]).default(DEFAULT_UP.build))
     .option('--cpus <n>', 'guest CPUs', String(DEFAULT_UP.cpus))
     .addOption(new Option('--accel <accel>', 'QEMU accelerator; auto uses KVM only where it really works').choices(['auto', 'tcg', 'kvm']).default('auto'))
     .option('--wipe-data', 'start with an empty /data disk')
@@ -82,7 +84,8 @@ Builds are cached in $KML_CACHE_DIR (default ~/.cache/kml), device state in $KML
 Examples:
   kml lab up
   kml lab up --count 2 --mem 768 --json
-  kml lab up --no-kmemleak --debugfs unmounted`)
+  kml lab up --no-kmemleak --debugfs unmounted
+  kml lab up --build userdebug             adbd as the shell user: kml must \`adb root\``)
     .action(action(async (o: Record<string, string | boolean>, cmd: Command) => {
       const ctx = context(cmd);
       const opts: UpOptions = {
@@ -91,6 +94,7 @@ Examples:
         dataSizeMb: parsePositiveInt('--data-size', String(o.dataSize)),
         kmemleak: o.kmemleak !== false,
         debugfsMounted: o.debugfs !== 'unmounted',
+        build: o.build as LabBuild,
         cpus: parsePositiveInt('--cpus', String(o.cpus)),
         accel: o.accel as UpOptions['accel'],
         wipeData: Boolean(o.wipeData),

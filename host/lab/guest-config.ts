@@ -136,11 +136,29 @@ export function renderAdbdArgs(id: DeviceIdentity): string {
   return args.join('\n') + '\n';
 }
 
+/**
+ * What kind of Android build the lab device plays, as far as root goes:
+ *   userdebug-root  a userdebug build after `adb root`: adbd runs as root (the default)
+ *   userdebug       adbd starts as the shell user (uid 2000); `adb root` restarts it as root
+ *   user            a production build: adbd runs as the shell user and refuses `adb root`
+ */
+export type LabBuild = 'userdebug-root' | 'userdebug' | 'user';
+export const LAB_BUILDS: readonly LabBuild[] = ['userdebug-root', 'userdebug', 'user'];
+
+/** Properties that make the guest's build.prop (a userdebug build, adbd root) into `build`. */
+function buildProps(build: LabBuild): string[] {
+  if (build === 'userdebug') return ['service.adb.root=0'];
+  if (build === 'user') return ['ro.build.type=user', 'ro.build.tags=release-keys', 'ro.debuggable=0', 'service.adb.root=0'];
+  return [];
+}
+
 /** device.prop: the per-device system properties getprop answers. */
-export function renderDeviceProps(id: DeviceIdentity, debugfsMounted = true): string {
+export function renderDeviceProps(id: DeviceIdentity, debugfsMounted = true, build: LabBuild = 'userdebug-root'): string {
   return [
     // Android 12+ userdebug: debugfs is unmounted after boot when restrictions are enabled.
     ...(debugfsMounted ? [] : ['ro.product.debugfs_restrictions.enabled=true']),
+    // Read by scripts/lab/guest/adbd-service: whether adbd runs as root, and whether `adb root` works.
+    ...buildProps(build),
     `ro.serialno=${id.serialno}`,
     `ro.boot.serialno=${id.serialno}`,
     `ro.product.model=${id.model}`,

@@ -10,7 +10,7 @@ import { chooseAccel, type AccelRequest } from './accel.js';
 import { AdbLink } from './adb-link.js';
 import { ensureInitramfs, ensureKernel, type KernelArtifacts } from './artifacts.js';
 import { sendControl, type ControlReply, type ControlRequest } from './control.js';
-import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, snapshotAdbd } from './guest-config.js';
+import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, snapshotAdbd, type LabBuild } from './guest-config.js';
 import { ADBD_MAIN, SUPERVISOR_MAIN, labStateDir } from './paths.js';
 import { findQemu } from './qemu.js';
 import {
@@ -36,6 +36,8 @@ export interface UpOptions {
   dataSizeMb: number;
   kmemleak: boolean;
   debugfsMounted: boolean;
+  /** Root as which kind of build (see LabBuild). */
+  build: LabBuild;
   cpus: number;
   accel: AccelRequest;
   /** Start with an empty /data (recreate the slot's disk image). */
@@ -45,7 +47,7 @@ export interface UpOptions {
 }
 
 export const DEFAULT_UP: UpOptions = {
-  count: 1, memMb: 512, dataSizeMb: 1024, kmemleak: true, debugfsMounted: true, cpus: 1, accel: 'auto', wipeData: false, timeoutMs: 180_000,
+  count: 1, memMb: 512, dataSizeMb: 1024, kmemleak: true, debugfsMounted: true, build: 'userdebug-root', cpus: 1, accel: 'auto', wipeData: false, timeoutMs: 180_000,
 };
 
 export interface LabDevice {
@@ -187,14 +189,14 @@ export function ensureDataImage(file: string, sizeMb: number, wipe: boolean, log
   }
 }
 
-function writeGuestConfig(dev: DeviceDir, slot: number, debugfsMounted: boolean): void {
+function writeGuestConfig(dev: DeviceDir, slot: number, debugfsMounted: boolean, build: LabBuild): void {
   mkdirSync(dev.cfgDir, { recursive: true });
   const g = guestNode(process.execPath);
   const adbd = snapshotAdbd(path.dirname(ADBD_MAIN), dev.cfgDir);
   const id = { ...DEFAULT_IDENTITY, serialno: `KMLLAB${String(slot).padStart(4, '0')}` };
   writeFileSync(dev.file('cfg/guest.env'), renderGuestEnv(g, adbd, 'localhost'));
   writeFileSync(dev.file('cfg/adbd.args'), renderAdbdArgs(id));
-  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id, debugfsMounted));
+  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id, debugfsMounted, build));
 }
 
 function tail(file: string, lines: number): string {
@@ -244,9 +246,9 @@ async function bootOne(ctx: LabContext, prep: Prepared, opts: UpOptions, adb: Ad
       await waitGone(orphan, 5000);
     }
     ensureDataImage(dev.dataImage, opts.dataSizeMb, opts.wipeData, ctx.log);
-    writeGuestConfig(dev, dev.slot, opts.debugfsMounted);
+    writeGuestConfig(dev, dev.slot, opts.debugfsMounted, opts.build);
     const options: DeviceOptions = {
-      memMb: opts.memMb, dataSizeMb: opts.dataSizeMb, kmemleak: opts.kmemleak, debugfsMounted: opts.debugfsMounted, cpus: opts.cpus, accelRequest: opts.accel,
+      memMb: opts.memMb, dataSizeMb: opts.dataSizeMb, kmemleak: opts.kmemleak, debugfsMounted: opts.debugfsMounted, build: opts.build, cpus: opts.cpus, accelRequest: opts.accel,
     };
     const config: DeviceConfig = {
       schemaVersion: 1, slot: dev.slot, createdAt: new Date().toISOString(), options, accel: prep.accel, qemu: prep.qemu,

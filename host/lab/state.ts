@@ -3,12 +3,15 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Accel } from './accel.js';
+import type { LabBuild } from './guest-config.js';
 
 export interface DeviceOptions {
   memMb: number;
   dataSizeMb: number;
   kmemleak: boolean;
   debugfsMounted: boolean;
+  /** Absent in configs written before it existed: userdebug-root. */
+  build?: LabBuild;
   cpus: number;
   accelRequest: 'auto' | 'tcg' | 'kvm';
 }

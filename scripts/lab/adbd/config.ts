@@ -12,6 +12,8 @@ export interface DaemonConfig {
   device: string;
   /** Largest payload we offer in CNXN; the connection uses min(host's, this). */
   maxPayload: number;
+  /** service.adb.root's file on a debuggable build (see --root-prop); null: a production build. */
+  rootProp: string | null;
 }
 
 /** Transport features we advertise: only what the services implement. */
@@ -22,6 +24,8 @@ export interface DaemonContext {
   log: Logger;
   /** Every child we spawn is registered so that shutdown can hang them up. */
   children: Set<ChildProcess>;
+  /** Stop the daemon shortly (the device's init starts it again); set by main. */
+  restart?: (why: string) => void;
 }
 
 /** `device::ro.product.name=…;ro.product.model=…;ro.product.device=…;features=…` (adb.cpp get_connection_string). */

@@ -33,6 +33,7 @@ async function main(): Promise<void> {
       model: opts.model,
       device: opts.device,
       maxPayload: opts.maxPayload,
+      rootProp: opts.rootProp,
     },
     log,
     children: new Set<ChildProcess>(),
@@ -66,6 +67,17 @@ async function main(): Promise<void> {
     process.stderr.write(`adbd: cannot listen on ${opts.listen}:${opts.port}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
+  if (opts.shellUid !== null) {
+    // adbd's drop_privileges(): listen first, then give up root for good.
+    try {
+      process.setgroups!([opts.shellUid]);
+      process.setgid!(opts.shellUid);
+      process.setuid!(opts.shellUid);
+    } catch (err) {
+      process.stderr.write(`adbd: cannot run as uid ${opts.shellUid}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
+  }
   if (opts.pidfile) {
     const pidfile = opts.pidfile;
     fs.writeFileSync(pidfile, `${process.pid}\n`);
@@ -83,6 +95,8 @@ async function main(): Promise<void> {
       .then(() => log.close())
       .finally(() => process.exit(0));
   };
+  // `root:`/`unroot:` changed service.adb.root: exit, as adbd does when init restarts it.
+  ctx.restart = (why: string) => setTimeout(() => stop(why), 200).unref();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   if (opts.exitOnStdinEof) {
@@ -92,7 +106,7 @@ async function main(): Promise<void> {
   }
 
   // Announce only now: whoever waits for this line may signal us at once.
-  log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload });
+  log.info('adbd started', { address: daemon.address, port: daemon.port, shell: opts.shell, features: FEATURES, maxPayload: opts.maxPayload, uid: process.getuid?.() });
   process.stdout.write(`adbd listening on ${daemon.address}:${daemon.port}\n`);
 }
 

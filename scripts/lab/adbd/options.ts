@@ -15,6 +15,10 @@ export interface AdbdOptions {
   pidfile?: string;
   logFile?: string;
   exitOnStdinEof: boolean;
+  /** Run as this uid (and gid) once listening: adbd on a build where it is not root. */
+  shellUid: number | null;
+  /** service.adb.root of a debuggable build, kept in this file: `root:`/`unroot:` set it and restart adbd. */
+  rootProp: string | null;
 }
 
 export const USAGE = `Usage: node dist/scripts/lab/adbd/main.js [options]
@@ -39,6 +43,14 @@ Options:
   --log FILE          append JSON log lines here (default: stderr)
   --exit-on-stdin-eof stop when stdin reaches end of file: a test harness passes a pipe, so
                       the daemon goes away with it even if the harness crashes
+  --shell-uid N       once listening, run as uid N and gid N (Android's shell user is 2000):
+                      adbd on a userdebug build without \`adb root\`, or on a user build.
+                      Shells, exec and sync then have that user's rights.
+  --root-prop FILE    a debuggable build: FILE holds service.adb.root. "root:" (when not root)
+                      writes 1 there and "unroot:" (when root) writes 0, answer as adbd does,
+                      and exit: the device's init starts adbd again, which reads FILE.
+                      Without it a non-root adbd is a production build ("adbd cannot run as
+                      root in production builds").
   --help              this text
 
 Examples:
@@ -89,6 +101,8 @@ export function parseOptions(argv: string[]): AdbdOptions | null {
         pidfile: { type: 'string' },
         log: { type: 'string' },
         'exit-on-stdin-eof': { type: 'boolean' },
+        'shell-uid': { type: 'string' },
+        'root-prop': { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -113,5 +127,7 @@ export function parseOptions(argv: string[]): AdbdOptions | null {
     pidfile: v.pidfile,
     logFile: v.log,
     exitOnStdinEof: v['exit-on-stdin-eof'] ?? false,
+    shellUid: v['shell-uid'] !== undefined ? int('--shell-uid', v['shell-uid'], 1, 2 ** 31 - 2) : null,
+    rootProp: v['root-prop'] || null,
   };
 }

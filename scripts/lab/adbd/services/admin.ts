@@ -1,13 +1,42 @@
-// `root:` and `reboot:[target]`.
+// `root:`, `unroot:` and `reboot:[target]`.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import type { DaemonContext } from '../config.js';
 import type { AdbStream, CloseReason, Service } from '../stream.js';
 
-/** We always run as the lab's root already; the text is adbd's (daemon/restart_service.cpp). */
+/** Are we root (the lab guest and host runs; not after --shell-uid)? */
+const isRoot = (): boolean => process.getuid?.() === 0;
+
+/**
+ * `root:` / `unroot:`, as daemon/restart_service.cpp: answer, and when service.adb.root changes
+ * (a debuggable build, --root-prop), write it and exit once the answer is out: the device's init
+ * starts adbd again, as root or not. The host sees the transport drop and come back.
+ */
 export class RootService implements Service {
-  constructor(stream: AdbStream) {
-    stream.write(Buffer.from('adbd is already running as root\n'));
+  constructor(stream: AdbStream, ctx: DaemonContext, wantRoot: boolean) {
+    let answer: string;
+    let prop: string | null = null;
+    if (wantRoot) {
+      if (isRoot()) answer = 'adbd is already running as root\n';
+      else if (!ctx.config.rootProp) answer = 'adbd cannot run as root in production builds\n';
+      else { prop = '1'; answer = 'restarting adbd as root\n'; }
+    } else if (!isRoot()) answer = 'adbd not running as root\n';
+    else { prop = '0'; answer = 'restarting adbd as non root\n'; }
+    if (prop !== null && ctx.config.rootProp) {
+      try {
+        fs.writeFileSync(ctx.config.rootProp, prop); // in place: the file is ours, its folder may not be
+      } catch (err) {
+        ctx.log.error('cannot set service.adb.root', { file: ctx.config.rootProp, err: String(err) });
+        answer = `adbd cannot set service.adb.root: ${err instanceof Error ? err.message : String(err)}\n`;
+        prop = null;
+      }
+    }
+    stream.write(Buffer.from(answer));
     stream.end();
+    if (prop !== null) {
+      ctx.log.info(prop === '1' ? 'restarting as root' : 'restarting as non root', {});
+      ctx.restart?.(wantRoot ? 'root:' : 'unroot:');
+    }
   }
 
   onData(): void {}

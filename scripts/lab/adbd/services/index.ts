@@ -54,7 +54,7 @@ export function openService(name: string, stream: AdbStream, ctx: DaemonContext)
     return { start: () => new RawShellService(stream, ctx, { command, interactive: false, tty: false }) };
   }
   if (name === 'sync:') return { start: () => new SyncService(stream, ctx) };
-  if (name === 'root:') return { start: () => new RootService(stream) };
+  if (name === 'root:' || name === 'unroot:') return { start: () => new RootService(stream, ctx, name === 'root:') };
   if (name === 'reboot:' || name.startsWith('reboot:')) {
     return { start: () => new RebootService(stream, ctx, name.slice('reboot:'.length)) };
   }

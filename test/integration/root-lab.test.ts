@@ -1,0 +1,109 @@
+// Root on the lab device when adbd does not start as root, through a private real adb server:
+// a userdebug build (adbd runs as the shell user, uid 2000, until `adb root` restarts it: the
+// transport drops and comes back) and a user build (no root at all). The device's init restarts
+// adbd and kills what it started, as Android's does (scripts/lab/guest/adbd-service).
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import { KML_BIN } from '../helpers/paths.js';
+import { ensureLabArtifacts, withLabDevice, type LabDeviceHandle } from '../helpers/lab.js';
+import { ExitCode } from '../../host/errors.js';
+import type { DoctorResult } from '../../host/device/doctor.js';
+
+const BUILD = { timeout: 60 * 60_000 }; // first run builds the lab kernel
+const T = { timeout: 6 * 60_000 };
+
+function kml(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [KML_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+  });
+}
+
+async function doctorJson(lab: LabDeviceHandle, extra: string[] = []): Promise<{ code: number | null; result: DoctorResult; stderr: string }> {
+  const r = await kml(['doctor', '-s', lab.serial, '--json', '--out', os.tmpdir(), ...extra], lab.env);
+  try {
+    return { code: r.code, result: JSON.parse(r.stdout) as DoctorResult, stderr: r.stderr };
+  } catch {
+    throw new Error(`kml doctor printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
+  }
+}
+
+function rootCheck(r: DoctorResult) {
+  const c = r.checks.find((x) => x.id === 'root');
+  assert.ok(c, 'root check present');
+  return c;
+}
+
+describe('root on the lab device: userdebug (adb root) and user builds', () => {
+  before(async () => { await ensureLabArtifacts(); }, BUILD);
+
+  test('userdebug: adbd runs as uid 2000; doctor --no-adb-root finds no root (exit 1); doctor runs `adb root`, waits for adbd to come back, and passes', T, async () => {
+    await withLabDevice({ kmemleak: true, build: 'userdebug' }, async (lab) => {
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+      assert.equal((await lab.sh('getprop ro.debuggable')).stdout.trim(), '1');
+      const denied = await lab.sh('cat /sys/kernel/debug/kmemleak');
+      assert.notEqual(denied.code, 0, 'the shell user cannot read kmemleak');
+      const adbdPidBefore = (await lab.sh('cat /run/kml/adbd.pid')).stdout.trim();
+      assert.match(adbdPidBefore, /^\d+$/);
+
+      const noRoot = await doctorJson(lab, ['--no-adb-root']);
+      assert.equal(noRoot.code, ExitCode.FAIL, noRoot.stderr);
+      assert.equal(noRoot.result.rootMethod, 'none');
+      assert.equal(rootCheck(noRoot.result).status, 'FAIL');
+      assert.match(rootCheck(noRoot.result).remedy ?? '', /adb root/);
+      const first = noRoot.result.root!.attempts[0];
+      assert.equal(first.method, 'adbd-root');
+      assert.equal(first.ok, false);
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000', '--no-adb-root left adbd alone');
+
+      const t0 = Date.now();
+      const { code, result, stderr } = await doctorJson(lab);
+      const restartMs = Date.now() - t0;
+      assert.equal(code, ExitCode.OK, `${JSON.stringify(result.checks.filter((c) => c.status === 'FAIL'), null, 1)}\n${stderr}`);
+      assert.equal(result.ready, true);
+      assert.equal(result.rootMethod, 'adb-root');
+      const methods = result.root!.attempts.map((a) => `${a.method}:${a.ok}`);
+      assert.deepEqual(methods, ['adbd-root:false', 'adb-root:true']);
+      assert.match(result.root!.attempts[1].detail, /restarting adbd as root/);
+      assert.equal(rootCheck(result).status, 'PASS');
+      assert.equal(result.kernel.probe, 'enabled');
+      // adbd really restarted (a new process, now root) and the transport came back.
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '0');
+      const adbdPidAfter = (await lab.sh('cat /run/kml/adbd.pid')).stdout.trim();
+      assert.notEqual(adbdPidAfter, adbdPidBefore);
+      assert.equal((await lab.sh('getprop service.adb.root')).stdout.trim(), '1');
+      const again = await lab.server.adb(['-s', lab.serial, 'root'], { timeoutMs: 15_000 });
+      assert.match(again.stdout, /adbd is already running as root/);
+      process.stderr.write(`# root-lab: doctor with adb root took ${restartMs} ms\n`);
+    });
+  });
+
+  test('user build: adbd runs as uid 2000, `adb root` is refused, doctor says no root with the user-build remedy (exit 1)', T, async () => {
+    await withLabDevice({ kmemleak: true, build: 'user' }, async (lab) => {
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+      const refused = await lab.server.adb(['-s', lab.serial, 'root'], { timeoutMs: 15_000 });
+      assert.match(refused.stdout + refused.stderr, /adbd cannot run as root in production builds/);
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+
+      const { code, result } = await doctorJson(lab);
+      assert.equal(code, ExitCode.FAIL);
+      assert.equal(result.rootMethod, 'none');
+      assert.equal(result.root!.debuggable, '0');
+      const adbRoot = result.root!.attempts.find((a) => a.method === 'adb-root');
+      assert.equal(adbRoot?.ok, false);
+      assert.match(adbRoot?.detail ?? '', /user build/);
+      const rc = rootCheck(result);
+      assert.equal(rc.status, 'FAIL');
+      assert.match(rc.remedy ?? '', /user build/);
+      assert.equal(result.ready, false);
+    });
+  });
+});
