@@ -5,11 +5,19 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { KML_BIN } from '../helpers/paths.js';
 import { ensureLabArtifacts, withLabDevice, type LabDeviceHandle } from '../helpers/lab.js';
 import { ExitCode } from '../../host/errors.js';
 import type { DoctorResult } from '../../host/device/doctor.js';
+import { labReboot } from '../../host/lab/lab.js';
+import { serialSafe } from '../../host/store/layout.js';
+import { readManifest } from '../../host/store/manifest.js';
+import { listRuns, readRunJson } from '../../host/store/run.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const BUILD = { timeout: 60 * 60_000 }; // first run builds the lab kernel
 const T = { timeout: 6 * 60_000 };
@@ -104,6 +112,59 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
       assert.equal(rc.status, 'FAIL');
       assert.match(rc.remedy ?? '', /user build/);
       assert.equal(result.ready, false);
+    });
+  });
+
+  test('userdebug: kml collect roots the device itself, and again after a reboot (adb root does not survive one); every snapshot stored once', { timeout: 15 * 60_000 }, async () => {
+    await withLabDevice({ kmemleak: true, build: 'userdebug' }, async (lab) => {
+      const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
+      const agentDir = '/data/local/tmp/kml-root';
+      const common = ['-s', lab.serial, '--out', out, '--agent-dir', agentDir];
+      const c = spawn(process.execPath, [KML_BIN, 'collect', ...common, '--interval', '5'], { env: lab.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      c.stderr!.on('data', (d) => (stderr += d));
+      const done = new Promise<number | null>((resolve) => c.on('close', (code) => resolve(code)));
+      try {
+        const runDir = async (): Promise<string> => {
+          const runs = await listRuns(out, lab.serial);
+          assert.ok(runs.length === 1, `one run, got ${runs.length}`);
+          return path.join(out, serialSafe(lab.serial), runs[0]);
+        };
+        const stored = async (): Promise<number> => (await readManifest(path.join(await runDir(), 'manifest.jsonl'))).entries.length;
+        const waitFor = async (what: string, fn: () => Promise<boolean>, timeoutMs = 240_000): Promise<void> => {
+          const end = Date.now() + timeoutMs;
+          while (!(await fn().catch(() => false))) {
+            if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${stderr.slice(-2000)}`);
+            await sleep(500);
+          }
+        };
+        await waitFor('2 snapshots', async () => (await stored()) >= 2);
+        assert.equal((await lab.sh('id -u')).stdout.trim(), '0', 'the collector ran adb root');
+
+        const n = await stored();
+        await labReboot(lab.ctx, lab.serial);
+        await waitFor('progress after the reboot', async () => (await stored()) >= n + 2, 300_000);
+        assert.match(stderr, /device rebooted/);
+        assert.equal((await lab.sh('id -u')).stdout.trim(), '0', 'rooted again after the reboot');
+
+        const stop = await kml(['stop', ...common], lab.env, 300_000);
+        assert.equal(stop.code, 0, stop.stderr + stop.stdout);
+        assert.equal(await done, 0, stderr.slice(-3000));
+        const dir = await runDir();
+        const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
+        const keys = es.map((e) => `${e.bootId}#${e.seq}`);
+        assert.equal(new Set(keys).size, keys.length, 'no duplicates');
+        const published = [...(await lab.sh(`cat ${agentDir}/agent.log`)).stdout.matchAll(/snapshot (\d+) published/g)].map((m) => Number(m[1]));
+        assert.deepEqual(es.map((e) => e.seq).sort((a, b) => a - b), published.sort((a, b) => a - b), 'stored = published, once each');
+        const json = await readRunJson(dir);
+        assert.equal(json.boots.length, 2, 'a new boot segment after the reboot');
+        assert.equal(json.ended?.clean, true);
+        assert.equal(json.device.rootMethod, 'adb-root', JSON.stringify(json.device));
+        process.stderr.write(`# root-lab: collect on userdebug: ${es.length} snapshots across 2 boots, 0 lost, 0 duplicated\n`);
+      } finally {
+        c.kill('SIGKILL');
+        await fs.rm(out, { recursive: true, force: true });
+      }
     });
   });
 });
