@@ -7,7 +7,7 @@ import {
 } from '../lab/lab.js';
 import { action, globalOptions, parseDuration, parsePositiveInt, serialFrom, stderrLogger } from './context.js';
 import { terminalSafe } from '../terminal.js';
-import { LAB_BUILDS, type LabBuild } from '../lab/guest-config.js';
+import { LAB_BUILDS, LAB_SUS, type LabBuild, type LabSu } from '../lab/guest-config.js';
 
 function context(cmd: Command): LabContext {
   const g = globalOptions(cmd);
@@ -75,6 +75,7 @@ Builds are cached in $KML_CACHE_DIR (default ~/.cache/kml), device state in $KML
     .option('--data-size <mb>', 'size of the persistent /data disk in MB', String(DEFAULT_UP.dataSizeMb))
     .addOption(new Option('--debugfs <state>', 'debugfs at /sys/kernel/debug after boot').choices(['mounted', 'unmounted']).default('mounted'))
     .addOption(new Option('--build <type>', 'root as on this kind of build: userdebug-root (adbd runs as root), userdebug (adbd runs as the shell user until `adb root`), user (no root at all)').choices([...LAB_BUILDS]).default(DEFAULT_UP.build))
+    .addOption(new Option('--su <kind>', 'the device\'s su: aosp (`su 0 CMD`, userdebug builds), magisk (`su -c CMD`), none; default: aosp, none on a user build').choices([...LAB_SUS]))
     .option('--cpus <n>', 'guest CPUs', String(DEFAULT_UP.cpus))
     .addOption(new Option('--accel <accel>', 'QEMU accelerator; auto uses KVM only where it really works').choices(['auto', 'tcg', 'kvm']).default('auto'))
     .option('--wipe-data', 'start with an empty /data disk')
@@ -85,7 +86,8 @@ Examples:
   kml lab up
   kml lab up --count 2 --mem 768 --json
   kml lab up --no-kmemleak --debugfs unmounted
-  kml lab up --build userdebug             adbd as the shell user: kml must \`adb root\``)
+  kml lab up --build userdebug             adbd as the shell user: kml must \`adb root\` (or su 0)
+  kml lab up --build user --su magisk      a Magisk-rooted production build: only \`su -c\``)
     .action(action(async (o: Record<string, string | boolean>, cmd: Command) => {
       const ctx = context(cmd);
       const opts: UpOptions = {
@@ -95,6 +97,7 @@ Examples:
         kmemleak: o.kmemleak !== false,
         debugfsMounted: o.debugfs !== 'unmounted',
         build: o.build as LabBuild,
+        su: o.su as LabSu | undefined,
         cpus: parsePositiveInt('--cpus', String(o.cpus)),
         accel: o.accel as UpOptions['accel'],
         wipeData: Boolean(o.wipeData),

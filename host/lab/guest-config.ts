@@ -145,20 +145,28 @@ export function renderAdbdArgs(id: DeviceIdentity): string {
 export type LabBuild = 'userdebug-root' | 'userdebug' | 'user';
 export const LAB_BUILDS: readonly LabBuild[] = ['userdebug-root', 'userdebug', 'user'];
 
+/**
+ * Which su the device has: AOSP's (`su 0 CMD...`, shell user and root only; userdebug builds ship
+ * it), Magisk's (`su -c CMD`; a rooted user build), or none. Default: AOSP's on userdebug builds.
+ */
+export type LabSu = 'aosp' | 'magisk' | 'none';
+export const LAB_SUS: readonly LabSu[] = ['aosp', 'magisk', 'none'];
+
 /** Properties that make the guest's build.prop (a userdebug build, adbd root) into `build`. */
-function buildProps(build: LabBuild): string[] {
-  if (build === 'userdebug') return ['service.adb.root=0'];
-  if (build === 'user') return ['ro.build.type=user', 'ro.build.tags=release-keys', 'ro.debuggable=0', 'service.adb.root=0'];
-  return [];
+function buildProps(build: LabBuild, su: LabSu | undefined): string[] {
+  const suProp = `kml.lab.su=${su ?? (build === 'user' ? 'none' : 'aosp')}`;
+  if (build === 'userdebug') return ['service.adb.root=0', suProp];
+  if (build === 'user') return ['ro.build.type=user', 'ro.build.tags=release-keys', 'ro.debuggable=0', 'service.adb.root=0', suProp];
+  return [suProp];
 }
 
 /** device.prop: the per-device system properties getprop answers. */
-export function renderDeviceProps(id: DeviceIdentity, debugfsMounted = true, build: LabBuild = 'userdebug-root'): string {
+export function renderDeviceProps(id: DeviceIdentity, debugfsMounted = true, build: LabBuild = 'userdebug-root', su?: LabSu): string {
   return [
     // Android 12+ userdebug: debugfs is unmounted after boot when restrictions are enabled.
     ...(debugfsMounted ? [] : ['ro.product.debugfs_restrictions.enabled=true']),
     // Read by scripts/lab/guest/adbd-service: whether adbd runs as root, and whether `adb root` works.
-    ...buildProps(build),
+    ...buildProps(build, su),
     `ro.serialno=${id.serialno}`,
     `ro.boot.serialno=${id.serialno}`,
     `ro.product.model=${id.model}`,

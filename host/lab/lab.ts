@@ -10,7 +10,7 @@ import { chooseAccel, type AccelRequest } from './accel.js';
 import { AdbLink } from './adb-link.js';
 import { ensureInitramfs, ensureKernel, type KernelArtifacts } from './artifacts.js';
 import { sendControl, type ControlReply, type ControlRequest } from './control.js';
-import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, snapshotAdbd, type LabBuild } from './guest-config.js';
+import { DEFAULT_IDENTITY, guestNode, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, snapshotAdbd, type LabBuild, type LabSu } from './guest-config.js';
 import { ADBD_MAIN, SUPERVISOR_MAIN, labStateDir } from './paths.js';
 import { findQemu } from './qemu.js';
 import {
@@ -38,6 +38,8 @@ export interface UpOptions {
   debugfsMounted: boolean;
   /** Root as which kind of build (see LabBuild). */
   build: LabBuild;
+  /** Which su the device has (see LabSu); default: by build. */
+  su?: LabSu;
   cpus: number;
   accel: AccelRequest;
   /** Start with an empty /data (recreate the slot's disk image). */
@@ -189,14 +191,14 @@ export function ensureDataImage(file: string, sizeMb: number, wipe: boolean, log
   }
 }
 
-function writeGuestConfig(dev: DeviceDir, slot: number, debugfsMounted: boolean, build: LabBuild): void {
+function writeGuestConfig(dev: DeviceDir, slot: number, debugfsMounted: boolean, build: LabBuild, su: LabSu | undefined): void {
   mkdirSync(dev.cfgDir, { recursive: true });
   const g = guestNode(process.execPath);
   const adbd = snapshotAdbd(path.dirname(ADBD_MAIN), dev.cfgDir);
   const id = { ...DEFAULT_IDENTITY, serialno: `KMLLAB${String(slot).padStart(4, '0')}` };
   writeFileSync(dev.file('cfg/guest.env'), renderGuestEnv(g, adbd, 'localhost'));
   writeFileSync(dev.file('cfg/adbd.args'), renderAdbdArgs(id));
-  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id, debugfsMounted, build));
+  writeFileSync(dev.file('cfg/device.prop'), renderDeviceProps(id, debugfsMounted, build, su));
 }
 
 function tail(file: string, lines: number): string {
@@ -246,9 +248,9 @@ async function bootOne(ctx: LabContext, prep: Prepared, opts: UpOptions, adb: Ad
       await waitGone(orphan, 5000);
     }
     ensureDataImage(dev.dataImage, opts.dataSizeMb, opts.wipeData, ctx.log);
-    writeGuestConfig(dev, dev.slot, opts.debugfsMounted, opts.build);
+    writeGuestConfig(dev, dev.slot, opts.debugfsMounted, opts.build, opts.su);
     const options: DeviceOptions = {
-      memMb: opts.memMb, dataSizeMb: opts.dataSizeMb, kmemleak: opts.kmemleak, debugfsMounted: opts.debugfsMounted, build: opts.build, cpus: opts.cpus, accelRequest: opts.accel,
+      memMb: opts.memMb, dataSizeMb: opts.dataSizeMb, kmemleak: opts.kmemleak, debugfsMounted: opts.debugfsMounted, build: opts.build, su: opts.su, cpus: opts.cpus, accelRequest: opts.accel,
     };
     const config: DeviceConfig = {
       schemaVersion: 1, slot: dev.slot, createdAt: new Date().toISOString(), options, accel: prep.accel, qemu: prep.qemu,

@@ -3,7 +3,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Accel } from './accel.js';
-import type { LabBuild } from './guest-config.js';
+import type { LabBuild, LabSu } from './guest-config.js';
 
 export interface DeviceOptions {
   memMb: number;
@@ -12,6 +12,7 @@ export interface DeviceOptions {
   debugfsMounted: boolean;
   /** Absent in configs written before it existed: userdebug-root. */
   build?: LabBuild;
+  su?: LabSu;
   cpus: number;
   accelRequest: 'auto' | 'tcg' | 'kvm';
 }

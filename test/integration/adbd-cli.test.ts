@@ -185,9 +185,9 @@ describe('adbd through the adb CLI', () => {
     assert.equal(fs.readFileSync(path.join(remote, 'link'), 'utf8'), 'data');
   });
 
-  test('adb root answers that adbd already runs as root', T, async () => {
+  test('adb root answers that adbd already runs as root (or, run by a user, that it cannot)', T, async () => {
     const r = await adb(['root']);
-    assert.match(r.stdout + r.stderr, /adbd is already running as root/);
+    assert.match(r.stdout + r.stderr, process.getuid?.() === 0 ? /adbd is already running as root/ : /adbd cannot run as root in production builds/);
     // and the device is still there afterwards
     assert.equal((await adb(['get-state'])).stdout.trim(), 'device');
   });
@@ -198,5 +198,70 @@ describe('adbd through the adb CLI', () => {
     const again = await adb(['shell', 'echo alive']);
     assert.equal(again.stdout, 'alive\n');
     assert.equal(dev.exitCode(), null);
+  });
+});
+
+describe('adbd as the shell user (--shell-uid) and adb root/unroot (--root-prop)', { skip: process.getuid?.() !== 0 ? 'needs root (to change uid)' : false }, () => {
+  let server: AdbServer;
+  let tmp: string;
+
+  before(async () => {
+    server = await startAdbServer();
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kml-adbd-root-'));
+    fs.chmodSync(tmp, 0o755);
+  });
+
+  after(async () => {
+    await server?.kill();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('a user build: shells and sync run as uid 2000, adb root is refused and changes nothing', T, async () => {
+    const dev = await startHostAdbd(server, { args: ['--shell-uid', '2000'] });
+    try {
+      const adb = (args: string[]) => server.adb(['-s', dev.serial, ...args]);
+      assert.equal((await adb(['shell', 'id -u; id -g'])).stdout, '2000\n2000\n');
+      const secret = path.join(tmp, 'root-only');
+      fs.writeFileSync(secret, 'x', { mode: 0o600 });
+      const pull = await adb(['pull', secret, path.join(tmp, 'copy')]);
+      assert.notEqual(pull.code, 0);
+      assert.match(pull.stderr + pull.stdout, /Permission denied/);
+      const r = await adb(['root']);
+      assert.match(r.stdout + r.stderr, /adbd cannot run as root in production builds/);
+      assert.match((await adb(['unroot'])).stdout, /adbd not running as root/);
+      assert.equal((await adb(['shell', 'echo alive'])).stdout, 'alive\n');
+      assert.equal(dev.exitCode(), null);
+    } finally {
+      await dev.stop();
+    }
+  });
+
+  test('a userdebug build: adb root writes service.adb.root=1 and exits (init restarts adbd); unroot on a root adbd writes 0 and exits', T, async () => {
+    const prop = path.join(tmp, 'service.adb.root');
+    fs.writeFileSync(prop, '0');
+    fs.chownSync(prop, 2000, 2000);
+    const shellAdbd = await startHostAdbd(server, { args: ['--shell-uid', '2000', '--root-prop', prop] });
+    try {
+      const r = await server.adb(['-s', shellAdbd.serial, 'root']);
+      assert.match(r.stdout + r.stderr, /restarting adbd as root/);
+      const end = Date.now() + 10_000;
+      while (shellAdbd.exitCode() === null && Date.now() < end) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(shellAdbd.exitCode(), 0, 'adbd exits for init to restart it');
+      assert.equal(fs.readFileSync(prop, 'utf8'), '1');
+    } finally {
+      await shellAdbd.stop();
+    }
+    const rootAdbd = await startHostAdbd(server, { args: ['--root-prop', prop] });
+    try {
+      assert.equal((await server.adb(['-s', rootAdbd.serial, 'shell', 'id -u'])).stdout, '0\n');
+      const r = await server.adb(['-s', rootAdbd.serial, 'unroot']);
+      assert.match(r.stdout + r.stderr, /restarting adbd as non root/);
+      const end = Date.now() + 10_000;
+      while (rootAdbd.exitCode() === null && Date.now() < end) await new Promise((res) => setTimeout(res, 50));
+      assert.equal(rootAdbd.exitCode(), 0);
+      assert.equal(fs.readFileSync(prop, 'utf8'), '0');
+    } finally {
+      await rootAdbd.stop();
+    }
   });
 });

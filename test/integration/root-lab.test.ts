@@ -53,24 +53,24 @@ function rootCheck(r: DoctorResult) {
 describe('root on the lab device: userdebug (adb root) and user builds', () => {
   before(async () => { await ensureLabArtifacts(); }, BUILD);
 
-  test('userdebug: adbd runs as uid 2000; doctor --no-adb-root finds no root (exit 1); doctor runs `adb root`, waits for adbd to come back, and passes', T, async () => {
+  test('userdebug: adbd runs as uid 2000; doctor --no-adb-root uses AOSP su (`su 0`); doctor runs `adb root`, waits for adbd to come back, and passes', T, async () => {
     await withLabDevice({ kmemleak: true, build: 'userdebug' }, async (lab) => {
       assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
       assert.equal((await lab.sh('getprop ro.debuggable')).stdout.trim(), '1');
       const denied = await lab.sh('cat /sys/kernel/debug/kmemleak');
       assert.notEqual(denied.code, 0, 'the shell user cannot read kmemleak');
+      assert.match((await lab.sh('su -c id')).stderr, /unknown user '-c'/, 'AOSP su has no -c');
       const adbdPidBefore = (await lab.sh('cat /run/kml/adbd.pid')).stdout.trim();
       assert.match(adbdPidBefore, /^\d+$/);
 
-      const noRoot = await doctorJson(lab, ['--no-adb-root']);
-      assert.equal(noRoot.code, ExitCode.FAIL, noRoot.stderr);
-      assert.equal(noRoot.result.rootMethod, 'none');
-      assert.equal(rootCheck(noRoot.result).status, 'FAIL');
-      assert.match(rootCheck(noRoot.result).remedy ?? '', /adb root/);
-      const first = noRoot.result.root!.attempts[0];
-      assert.equal(first.method, 'adbd-root');
-      assert.equal(first.ok, false);
+      const viaSu = await doctorJson(lab, ['--no-adb-root']);
+      assert.equal(viaSu.code, ExitCode.OK, `${JSON.stringify(viaSu.result.checks.filter((c) => c.status === 'FAIL'), null, 1)}\n${viaSu.stderr}`);
+      assert.equal(viaSu.result.rootMethod, 'su-0');
+      assert.deepEqual(viaSu.result.root!.attempts.map((a) => `${a.method}:${a.ok}`), ['adbd-root:false', 'adb-root:false', 'su-0:true']);
+      assert.match(viaSu.result.root!.attempts[1].detail, /--no-adb-root/);
+      assert.equal(viaSu.result.kernel.probe, 'enabled', 'kmemleak read through su');
       assert.equal((await lab.sh('id -u')).stdout.trim(), '2000', '--no-adb-root left adbd alone');
+      assert.equal((await lab.sh('cat /run/kml/adbd.pid')).stdout.trim(), adbdPidBefore);
 
       const t0 = Date.now();
       const { code, result, stderr } = await doctorJson(lab);
@@ -94,7 +94,7 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
     });
   });
 
-  test('user build: adbd runs as uid 2000, `adb root` is refused, doctor says no root with the user-build remedy (exit 1)', T, async () => {
+  test('user build without su: adbd runs as uid 2000, `adb root` is refused, doctor says no root with the user-build remedy (exit 1)', T, async () => {
     await withLabDevice({ kmemleak: true, build: 'user' }, async (lab) => {
       assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
       const refused = await lab.server.adb(['-s', lab.serial, 'root'], { timeoutMs: 15_000 });
@@ -108,10 +108,40 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
       const adbRoot = result.root!.attempts.find((a) => a.method === 'adb-root');
       assert.equal(adbRoot?.ok, false);
       assert.match(adbRoot?.detail ?? '', /user build/);
+      assert.deepEqual(result.root!.attempts.find((a) => a.method === 'su-0'), { method: 'su-0', ok: false, detail: 'no su binary' });
       const rc = rootCheck(result);
       assert.equal(rc.status, 'FAIL');
       assert.match(rc.remedy ?? '', /user build/);
       assert.equal(result.ready, false);
+    });
+  });
+
+  test('user build with Magisk su: kml collect runs as root through `su -c` while adbd (and so every pull) stays the shell user; every snapshot stored once', { timeout: 15 * 60_000 }, async () => {
+    await withLabDevice({ kmemleak: true, build: 'user', su: 'magisk' }, async (lab) => {
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+      assert.equal((await lab.sh("su -c 'id -u'")).stdout.trim(), '0');
+      const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
+      const agentDir = '/data/local/tmp/kml-magisk';
+      try {
+        const r = await kml(['collect', '-s', lab.serial, '--out', out, '--agent-dir', agentDir, '--interval', '5', '--count', '3'], lab.env, 600_000);
+        assert.equal(r.code, 0, r.stderr.slice(-3000));
+        const runs = await listRuns(out, lab.serial);
+        assert.equal(runs.length, 1);
+        const dir = path.join(out, serialSafe(lab.serial), runs[0]);
+        const json = await readRunJson(dir);
+        assert.equal(json.device.rootMethod, 'su-c', JSON.stringify(json.device));
+        assert.equal(json.ended?.clean, true);
+        const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
+        const published = [...(await lab.sh(`su -c 'cat ${agentDir}/agent.log'`)).stdout.matchAll(/snapshot (\d+) published/g)].map((m) => Number(m[1]));
+        assert.equal(es.length, 3);
+        assert.deepEqual(es.map((e) => e.seq).sort((a, b) => a - b), published.sort((a, b) => a - b), 'stored = published, once each');
+        // The agent ran as root (its log is root's); adbd never did.
+        assert.match((await lab.sh(`ls -ln ${agentDir}/agent.log`)).stdout, /^\S+\s+\d+\s+0\s+0\s/);
+        assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+        assert.equal((await lab.sh(`ls ${agentDir}/snapshots`)).stdout.trim(), '', 'nothing left on the device');
+      } finally {
+        await fs.rm(out, { recursive: true, force: true });
+      }
     });
   });
 

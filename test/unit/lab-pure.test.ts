@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { cpuHasVirtFlags, decideAccel } from '../../host/lab/accel.js';
-import { parseLdd, renderAdbdArgs, renderGuestEnv, shQuote, toGuestPath } from '../../host/lab/guest-config.js';
+import { parseLdd, renderAdbdArgs, renderDeviceProps, renderGuestEnv, shQuote, toGuestPath } from '../../host/lab/guest-config.js';
 import { normaliseSerial, parseLeakPaths } from '../../host/lab/lab.js';
 import { kernelCmdline, qemuArgs } from '../../host/lab/qemu.js';
 import { PluggableRelay } from '../../host/lab/relay.js';
@@ -144,5 +144,31 @@ describe('pluggable relay', () => {
       await relay.close();
       target.close();
     }
+  });
+});
+
+describe('device.prop per build (read by the guest\'s getprop and adbd-service)', () => {
+  const id = { serialno: 'KMLLAB0001', model: 'm', product: 'p', device: 'd' };
+  const props = (text: string): Map<string, string> => new Map(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+
+  test('userdebug-root (the default) keeps build.prop\'s root adbd and has AOSP su', () => {
+    const p = props(renderDeviceProps(id));
+    assert.equal(p.get('service.adb.root'), undefined, 'build.prop says 1');
+    assert.equal(p.get('ro.debuggable'), undefined, 'build.prop says 1');
+    assert.equal(p.get('kml.lab.su'), 'aosp');
+    assert.equal(p.get('ro.serialno'), 'KMLLAB0001');
+  });
+
+  test('userdebug: adbd not root until adb root; user: not debuggable, no su unless asked for', () => {
+    const ud = props(renderDeviceProps(id, true, 'userdebug'));
+    assert.equal(ud.get('service.adb.root'), '0');
+    assert.equal(ud.get('kml.lab.su'), 'aosp');
+    const user = props(renderDeviceProps(id, true, 'user'));
+    assert.equal(user.get('ro.debuggable'), '0');
+    assert.equal(user.get('ro.build.type'), 'user');
+    assert.equal(user.get('service.adb.root'), '0');
+    assert.equal(user.get('kml.lab.su'), 'none');
+    assert.equal(props(renderDeviceProps(id, true, 'user', 'magisk')).get('kml.lab.su'), 'magisk');
+    assert.equal(props(renderDeviceProps(id, false, 'userdebug', 'none')).get('ro.product.debugfs_restrictions.enabled'), 'true');
   });
 });
