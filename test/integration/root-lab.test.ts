@@ -135,8 +135,11 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
         const published = [...(await lab.sh(`su -c 'cat ${agentDir}/agent.log'`)).stdout.matchAll(/snapshot (\d+) published/g)].map((m) => Number(m[1]));
         assert.equal(es.length, 3);
         assert.deepEqual(es.map((e) => e.seq).sort((a, b) => a - b), published.sort((a, b) => a - b), 'stored = published, once each');
-        // The agent ran as root (its log is root's); adbd never did.
-        assert.match((await lab.sh(`ls -ln ${agentDir}/agent.log`)).stdout, /^\S+\s+\d+\s+0\s+0\s/);
+        // The agent ran as root (its log is root's); adbd never did. What root runs is root's, though
+        // adbd (the shell user) pushed the script.
+        for (const f of ['agent.log', 'kml-agent.sh', '.', 'snapshots']) {
+          assert.match((await lab.sh(`ls -lnd ${agentDir}/${f}`)).stdout, /^\S+\s+\d+\s+0\s+0\s/, f);
+        }
         assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
         assert.equal((await lab.sh(`ls ${agentDir}/snapshots`)).stdout.trim(), '', 'nothing left on the device');
       } finally {
