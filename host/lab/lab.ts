@@ -457,6 +457,19 @@ export interface LeakState {
 }
 
 /** `kml lab leak`: load kml_leaky (or change its parameters at runtime), through adb like any user would. */
+/**
+ * Run a lab control script as root whatever adbd runs as (a userdebug or user lab build, see
+ * LabBuild): directly when adbd is root, else through the device's su (AOSP `su 0`, Magisk `su -c`;
+ * each is asked for `id -u` first: Magisk's su ignores a command given after the user).
+ */
+function asDeviceRoot(script: string): string {
+  const q = shQuote(script);
+  return `if [ "$(id -u)" = 0 ]; then sh -c ${q}; ` +
+    `elif [ "$(su 0 id -u 2>/dev/null </dev/null)" = 0 ]; then su 0 sh -c ${q}; ` +
+    `elif [ "$(su -c 'id -u' 2>/dev/null </dev/null)" = 0 ]; then su -c ${q}; ` +
+    `else echo 'not root: adbd runs as the shell user and the device has no su (a user build)'; exit 1; fi 2>&1`;
+}
+
 export async function labLeak(ctx: LabContext, serial: string, opts: LeakOptions): Promise<LeakState> {
   const { device } = findDevice(ctx, serial);
   const adb = new AdbLink(ctx.adbPort);
@@ -475,7 +488,7 @@ export async function labLeak(ctx: LabContext, serial: string, opts: LeakOptions
     script = `if [ -d ${P} ]; then ${set || ':'}; else ${load}; fi; ` +
       `for f in rate paths sizes leaked_objects leaked_bytes; do echo "$f=$(cat ${P}/$f)"; done`;
   }
-  const r = await adb.shell(device.serial, script);
+  const r = await adb.shell(device.serial, asDeviceRoot(script));
   if (r.exitCode !== 0) throw new KmlError(ExitCode.LAB, `kml_leaky on ${device.serial} failed: ${r.stdout.trim() || `exit ${r.exitCode}`}`);
   if (opts.unload) return { serial: device.serial, loaded: false };
   const kv: Record<string, string> = {};

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FAULT_KINDS, parseFaultList } from './schedule.js';
 import { runSoak, type SoakOptions } from './soak.js';
+import type { LabBuild } from '../../host/lab/guest-config.js';
 import { renderSchedule, renderSummary } from './table.js';
 
 const USAGE = `Usage: npm run soak -- [options]   (or node dist/scripts/soak/run.js [options])
@@ -33,6 +34,8 @@ const USAGE = `Usage: npm run soak -- [options]   (or node dist/scripts/soak/run
   --faults LIST     comma list of ${FAULT_KINDS.join(', ')} (default all)
   --per-kind N      every fault kind fires at least N times (default 3)
   --heavy I         index of the heavily faulted device (default 0); the others only see host faults
+  --heavy-build B   root on the heavy device as on a B build (kml lab up --build): userdebug (default:
+                    adbd is not root, every reboot undoes adb root) or userdebug-root
   --leak-rate N     kml_leaky objects per second (default 20)
   --out DIR         work folder: logs, ledgers, summary.json (default a new /tmp/kml-soak-*)
   --keep-store      copy the store out of its tmpfs before unmounting (always done on failure)
@@ -55,7 +58,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         devices: { type: 'string' }, cycles: { type: 'string' }, interval: { type: 'string' }, 'scan-wait': { type: 'string' },
-        seed: { type: 'string' }, faults: { type: 'string' }, 'per-kind': { type: 'string' }, heavy: { type: 'string' },
+        seed: { type: 'string' }, faults: { type: 'string' }, 'per-kind': { type: 'string' }, heavy: { type: 'string' }, 'heavy-build': { type: 'string' },
         'leak-rate': { type: 'string' }, out: { type: 'string' }, 'keep-store': { type: 'boolean' }, json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -80,6 +83,11 @@ async function main(): Promise<number> {
     process.stderr.write('soak: --scan-wait must be ≥ 5 (kmemleak reports nothing younger than 5 s)\n');
     return 2;
   }
+  const heavyBuild = (values['heavy-build'] ?? 'userdebug') as LabBuild;
+  if (heavyBuild !== 'userdebug' && heavyBuild !== 'userdebug-root') {
+    process.stderr.write(`soak: --heavy-build must be userdebug or userdebug-root, got ${JSON.stringify(heavyBuild)}\n`);
+    return 2;
+  }
   const seed = values.seed !== undefined ? int('--seed', values.seed, 0, 0) : randomInt(1, 2 ** 31 - 1);
   const out = values.out ?? fs.mkdtempSync(path.join(os.tmpdir(), `kml-soak-${seed}-`));
   const opts: SoakOptions = {
@@ -91,6 +99,7 @@ async function main(): Promise<number> {
     faults,
     perKind: int('--per-kind', values['per-kind'], 3, 0),
     heavy: int('--heavy', values.heavy, 0, 0),
+    heavyBuild,
     out,
     leakRate: int('--leak-rate', values['leak-rate'], 20),
     dataSizeMb: 256,
@@ -101,7 +110,7 @@ async function main(): Promise<number> {
     replay: '',
   };
   opts.replay = `npm run soak -- --seed ${seed} --devices ${opts.devices} --cycles ${opts.cycles} --interval ${opts.intervalS} --scan-wait ${opts.scanWaitS} ` +
-    `--faults ${faults.join(',')} --per-kind ${opts.perKind} --heavy ${opts.heavy} --leak-rate ${opts.leakRate}`;
+    `--faults ${faults.join(',')} --per-kind ${opts.perKind} --heavy ${opts.heavy} --heavy-build ${heavyBuild} --leak-rate ${opts.leakRate}`;
   process.stderr.write(`soak: seed ${seed}, work folder ${out}\n`);
 
   const ac = new AbortController();

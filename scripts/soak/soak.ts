@@ -15,6 +15,7 @@ import { PrivateAdbServer } from './adb-cli.js';
 import { Collector, KML_BIN, countLogMessages } from './collector.js';
 import { TinyHostFs, canMount, sweepStaleMounts } from './hostfs.js';
 import { DEVICE_FAULTS, FAULT_KINDS, describeEvent, makeSchedule, type FaultEvent, type FaultKind } from './schedule.js';
+import type { LabBuild } from '../../host/lab/guest-config.js';
 
 export const AGENT_DIR = '/data/local/tmp/kml-soak';
 const FILLER = '/data/local/tmp/kml-soak-filler';
@@ -30,6 +31,12 @@ export interface SoakOptions {
   perKind: number;
   /** Index of the heavily faulted device. */
   heavy: number;
+  /**
+   * How root works on the heavily faulted device (lab --build; default userdebug-root, adbd root).
+   * `userdebug`: adbd starts as the shell user and every reboot undoes `adb root`, so the collector
+   * must root the device again each time, as on a userdebug phone.
+   */
+  heavyBuild?: LabBuild;
   /** Work folder: logs, summary.json, the store's mount point. */
   out: string;
   /** kml_leaky objects per second. */
@@ -270,9 +277,18 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
       progress: undefined,
     };
     const bootT = Date.now();
-    devices = await labUp(ctx, { ...DEFAULT_UP, count: o.devices, kmemleak: true, dataSizeMb: o.dataSizeMb, memMb: o.memMb, wipeData: true, timeoutMs: 240_000 });
+    const up = { ...DEFAULT_UP, kmemleak: true, dataSizeMb: o.dataSizeMb, memMb: o.memMb, wipeData: true, timeoutMs: 240_000 };
+    const heavyBuild = o.heavyBuild ?? DEFAULT_UP.build;
+    if (heavyBuild === DEFAULT_UP.build || o.heavy >= o.devices) {
+      devices = await labUp(ctx, { ...up, count: o.devices });
+    } else {
+      // Boot the heavy device on its own (its build differs), then the others, and keep their order.
+      const heavyDev = await labUp(ctx, { ...up, count: 1, build: heavyBuild });
+      const others = o.devices > 1 ? await labUp(ctx, { ...up, count: o.devices - 1 }) : [];
+      devices = [...others.slice(0, o.heavy), heavyDev[0], ...others.slice(o.heavy)];
+    }
     const serials = devices.map((d) => d.serial);
-    say(`${serials.length} lab device(s) up in ${Math.round((Date.now() - bootT) / 1000)} s: ${serials.join(' ')} (heavy: ${serials[o.heavy]})`);
+    say(`${serials.length} lab device(s) up in ${Math.round((Date.now() - bootT) / 1000)} s: ${serials.join(' ')} (heavy: ${serials[o.heavy]}, ${heavyBuild} build)`);
     for (const [i, s] of serials.entries()) {
       const leak = await labLeak(ctx, s, { rate: o.leakRate, paths: 7 });
       if (!leak.loaded) throw new Error(`kml_leaky did not load on ${s}`);

@@ -1,4 +1,4 @@
-// The short soak (scripts/soak) inside the test suite: 2 lab devices (one faulted, one steady),
+// The short soak (scripts/soak) inside the test suite: 2 lab devices (one faulted, a userdebug phone whose adbd is not root; one steady),
 // 40 cycles at --interval 2, every fault kind once (adb server killed, unplug, reboot, adbd killed,
 // kml SIGKILLed and rerun, device /data full, host store full), then the independent accounting:
 // nothing lost, nothing duplicated, every hash equal, every gap explained, the skipped cycles in
@@ -35,7 +35,8 @@ test('short soak: 2 devices, 40 cycles, every fault kind: 0 lost, 0 duplicated, 
   const lines: string[] = [];
   const t0 = Date.now();
   const r = await runSoak({
-    devices: 2, cycles: 40, intervalS: 2, scanWaitS: 5, seed: SEED, faults, perKind: 1, heavy: 0, out,
+    // The heavy device plays a userdebug phone: adbd not root, each reboot undoes adb root.
+    devices: 2, cycles: 40, intervalS: 2, scanWaitS: 5, seed: SEED, faults, perKind: 1, heavy: 0, heavyBuild: 'userdebug', out,
     leakRate: 20, dataSizeMb: 256, memMb: 512, storeMb: 1024, keepStore: false,
     say: (l) => lines.push(l), replay: `KML_SOAK_SEED=${SEED} node --test dist/test/integration/soak-short.test.js`,
   });
