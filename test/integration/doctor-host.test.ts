@@ -3,30 +3,16 @@
 // exit 3; bad serial → exit 2; an unreachable adb server → exit 3.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { freePort, startAdbServer, type AdbServer } from '../helpers/adb-server.js';
 import { startHostAdbd, type ConnectedAdbd } from '../helpers/host-adbd.js';
-import { KML_BIN } from '../helpers/paths.js';
+import { runKml as kml } from '../helpers/kml-cli.js';
 import { ExitCode } from '../../host/errors.js';
 import { Adb, resolveAdbEndpoint } from '../../host/adb/index.js';
 import { runDoctor, type DoctorResult } from '../../host/device/doctor.js';
 
 const T = { timeout: 180_000 };
-
-function kml(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KML_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
 
 describe('kml doctor on the host adbd', () => {
   let server: AdbServer;

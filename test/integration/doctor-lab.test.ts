@@ -3,39 +3,16 @@
 // kmemleak=on (CONFIG_DEBUG_KMEMLEAK_DEFAULT_OFF=y) and when debugfs is not mounted; --mount-debugfs.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { KML_BIN } from '../helpers/paths.js';
+import { doctorJson as doctorOf, runKml as kml } from '../helpers/kml-cli.js';
 import { ensureLabArtifacts, withLabDevice, type LabDeviceHandle } from '../helpers/lab.js';
 import { ExitCode } from '../../host/errors.js';
 import type { DoctorResult } from '../../host/device/doctor.js';
 
+const doctorJson = (lab: LabDeviceHandle, extra: string[] = []) => doctorOf(lab.serial, lab.env, extra);
+
 const BUILD = { timeout: 60 * 60_000 }; // first run builds the lab kernel
 const T = { timeout: 6 * 60_000 };
-
-function kml(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KML_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
-}
-
-async function doctorJson(lab: LabDeviceHandle, extra: string[] = []): Promise<{ code: number | null; result: DoctorResult; stderr: string }> {
-  const r = await kml(['doctor', '-s', lab.serial, '--json', '--out', os.tmpdir(), ...extra], lab.env);
-  let result: DoctorResult;
-  try {
-    result = JSON.parse(r.stdout) as DoctorResult;
-  } catch {
-    throw new Error(`kml doctor printed no JSON (exit ${r.code}): ${r.stdout}\n${r.stderr}`);
-  }
-  return { code: r.code, result, stderr: r.stderr };
-}
 
 function byId(r: DoctorResult, id: string) {
   const c = r.checks.find((x) => x.id === id);
