@@ -33,6 +33,12 @@ describe('kml lab CLI', { timeout: 20 * 60_000 }, () => {
     const p = await kml(['lab', 'leak', '127.0.0.1:1', '--paths', 'bogus'], env);
     assert.equal(p.code, 2);
     assert.match(p.stderr, /unknown path "bogus"/);
+    for (const [opt, value] of [['--build', 'eng'], ['--su', 'supersu']]) {
+      const b = await kml(['lab', 'up', opt, value], env);
+      assert.equal(b.code, 2, `${opt} ${value}: ${b.stderr}`);
+      assert.match(b.stderr, new RegExp(`${opt} .*${value}.*(choices|one of)`, 'i'));
+      assert.doesNotMatch(b.stderr, /\n\s+at /, 'no stack trace');
+    }
   });
 
   test('fault commands on an unknown serial fail with exit 3, no stack trace', { timeout: 30_000 }, async () => {
