@@ -41,7 +41,7 @@ function oneSerial(ctx: LabContext, arg: string | undefined, cmd: Command): stri
 
 function deviceLine(d: LabDevice): string {
   const live = d.state === 'running' || d.state === 'booting';
-  const extra = [d.state, live && !d.plugged ? 'unplugged' : '', d.kmemleak ? 'kmemleak=on' : 'kmemleak=off', d.accel, `${d.memMb}MB`, `slot ${d.slot}`]
+  const extra = [d.state, live && !d.plugged ? 'unplugged' : '', d.kmemleak ? 'kmemleak=on' : 'kmemleak=off', d.build, d.accel, `${d.memMb}MB`, `slot ${d.slot}`]
     .filter(Boolean).join('  ');
   return `${d.serial.padEnd(21)} ${extra}${d.error ? `  (${d.error})` : ''}`;
 }

@@ -58,6 +58,8 @@ export interface LabDevice {
   state: string;
   plugged: boolean;
   kmemleak: boolean;
+  /** How root works on it (see LabBuild). */
+  build: LabBuild;
   accel: string;
   memMb: number;
   bootCount: number;
@@ -87,6 +89,7 @@ function toLabDevice(dev: DeviceDir, s: DeviceStatus): LabDevice {
     state: live && !alive ? 'dead' : s.state,
     plugged: s.plugged,
     kmemleak: s.kmemleak,
+    build: s.build ?? 'userdebug-root',
     accel: s.accel,
     memMb: s.memMb,
     bootCount: s.bootCount,

@@ -58,6 +58,8 @@ export interface DeviceStatus {
   lastBootMs?: number;
   accel: Accel;
   kmemleak: boolean;
+  /** Absent in status files written before it existed: userdebug-root. */
+  build?: LabBuild;
   memMb: number;
   startedAt: string;
   updatedAt: string;

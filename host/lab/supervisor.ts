@@ -92,6 +92,7 @@ export class Supervisor {
       bootCount: 0,
       accel: this.config.accel,
       kmemleak: this.config.options.kmemleak,
+      build: this.config.options.build,
       memMb: this.config.options.memMb,
       startedAt: now,
       updatedAt: now,
@@ -414,7 +415,7 @@ export class Supervisor {
       const now = new Date().toISOString();
       this.dev.writeStatus({
         schemaVersion: 1, slot: this.config.slot, serial: '', relayPort: 0, forwardPort: 0, supervisorPid: process.pid,
-        state: 'failed', plugged: false, bootCount: 0, accel: this.config.accel, kmemleak: this.config.options.kmemleak,
+        state: 'failed', plugged: false, bootCount: 0, accel: this.config.accel, kmemleak: this.config.options.kmemleak, build: this.config.options.build,
         memMb: this.config.options.memMb, startedAt: now, updatedAt: now, error: message,
       });
       releaseSlot(this.dev);

@@ -48,8 +48,8 @@ describe('kml lab CLI', { timeout: 20 * 60_000 }, () => {
     assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/);
   });
 
-  test('up --json boots a device the adb server lists; list and down see it', { timeout: 240_000 }, async () => {
-    const up = await kml(['lab', 'up', '--json', '--data-size', '64'], env, 200_000);
+  test('up --json boots a device the adb server lists; list and down see it (here a userdebug build: adbd is the shell user)', { timeout: 240_000 }, async () => {
+    const up = await kml(['lab', 'up', '--json', '--data-size', '64', '--build', 'userdebug'], env, 200_000);
     assert.equal(up.code, 0, up.stderr);
     const result = JSON.parse(up.stdout) as { ok: boolean; devices: Array<{ serial: string; state: string; bootToDeviceMs: number }> };
     assert.equal(result.ok, true);
@@ -62,7 +62,10 @@ describe('kml lab CLI', { timeout: 20 * 60_000 }, () => {
 
     const list = await kml(['lab', 'list', '--json'], env);
     assert.equal(list.code, 0, list.stderr);
-    assert.deepEqual((JSON.parse(list.stdout) as { devices: Array<{ serial: string }> }).devices.map((d) => d.serial), [serial]);
+    const listed = (JSON.parse(list.stdout) as { devices: Array<{ serial: string; build: string }> }).devices;
+    assert.deepEqual(listed.map((d) => `${d.serial} ${d.build}`), [`${serial} userdebug`]);
+    assert.match((await kml(['lab', 'list'], env)).stdout, /\buserdebug\b/);
+    assert.equal((await server.adb(['-s', serial, 'shell', 'id -u'])).stdout.trim(), '2000');
 
     const down = await kml(['lab', 'down', serial, '--json'], env, 60_000);
     assert.equal(down.code, 0, down.stderr);
