@@ -21,7 +21,12 @@ export class RootService implements Service {
       else if (!ctx.config.rootProp) answer = 'adbd cannot run as root in production builds\n';
       else { prop = '1'; answer = 'restarting adbd as root\n'; }
     } else if (!isRoot()) answer = 'adbd not running as root\n';
-    else { prop = '0'; answer = 'restarting adbd as non root\n'; }
+    else {
+      // Without --root-prop a root adbd is an eng build's: it would come back as root anyway, so
+      // it answers and stays (there is no init here to start it again).
+      answer = 'restarting adbd as non root\n';
+      if (ctx.config.rootProp) prop = '0';
+    }
     if (prop !== null && ctx.config.rootProp) {
       try {
         fs.writeFileSync(ctx.config.rootProp, prop); // in place: the file is ours, its folder may not be
