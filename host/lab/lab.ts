@@ -459,7 +459,6 @@ export interface LeakState {
   leakedBytes?: number;
 }
 
-/** `kml lab leak`: load kml_leaky (or change its parameters at runtime), through adb like any user would. */
 /**
  * Run a lab control script as root whatever adbd runs as (a userdebug or user lab build, see
  * LabBuild): directly when adbd is root, else through the device's su (AOSP `su 0`, Magisk `su -c`;
@@ -473,6 +472,7 @@ function asDeviceRoot(script: string): string {
     `else echo 'not root: adbd runs as the shell user and the device has no su (a user build)'; exit 1; fi 2>&1`;
 }
 
+/** `kml lab leak`: load kml_leaky (or change its parameters at runtime), through adb like any user would. */
 export async function labLeak(ctx: LabContext, serial: string, opts: LeakOptions): Promise<LeakState> {
   const { device } = findDevice(ctx, serial);
   const adb = new AdbLink(ctx.adbPort);
