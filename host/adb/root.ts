@@ -80,6 +80,9 @@ async function probeUid0(adb: Adb, serial: string, method: RootMethod, timeoutMs
     const r = await adb.shell(serial, asRoot(method, 'id -u'), { timeoutMs });
     const out = r.stdout.trim();
     if (r.exitCode === 0 && out === '0') return { ok: true, detail: 'uid 0' };
+    // Ran, but not as root (adbd as the shell user), or printed nothing (a su that ignored the command).
+    if (r.exitCode === 0 && /^\d+$/.test(out)) return { ok: false, detail: `uid ${out}` };
+    if (r.exitCode === 0 && out === '' && !r.stderr.trim()) return { ok: false, detail: 'exit 0 without output (the command did not run)' };
     const why = (r.stderr.trim() || out).split('\n').pop() ?? '';
     return { ok: false, detail: `exit ${r.exitCode}${why ? `: ${why.slice(0, 120)}` : ''}` };
   } catch (e) {

@@ -47,6 +47,7 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
       assert.equal(viaSu.code, ExitCode.OK, `${JSON.stringify(viaSu.result.checks.filter((c) => c.status === 'FAIL'), null, 1)}\n${viaSu.stderr}`);
       assert.equal(viaSu.result.rootMethod, 'su-0');
       assert.deepEqual(viaSu.result.root!.attempts.map((a) => `${a.method}:${a.ok}`), ['adbd-root:false', 'adb-root:false', 'su-0:true']);
+      assert.equal(viaSu.result.root!.attempts[0].detail, 'uid 2000');
       assert.match(viaSu.result.root!.attempts[1].detail, /--no-adb-root/);
       assert.equal(viaSu.result.kernel.probe, 'enabled', 'kmemleak read through su');
       assert.equal((await lab.sh('id -u')).stdout.trim(), '2000', '--no-adb-root left adbd alone');
