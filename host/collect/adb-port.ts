@@ -21,6 +21,8 @@ export interface AdbPortOptions {
   kmemleakPath?: string;
   /** Skip cycles when the device has less free space (KiB). */
   minFreeKb?: number;
+  /** Root may be got with `adb root` (default true; false: su or an already-root adbd only). */
+  allowAdbRoot?: boolean;
   /**
    * Tests on a host-side adbd (no kmemleak there): skip doctor and use this root method.
    * Never set by a user-facing option.
@@ -86,7 +88,7 @@ export class AdbDevicePort implements DevicePort {
       this.agentCtl = undefined;
       return { ready: true, exitCode: 0, text: 'doctor skipped (test mode)', facts: { doctor: 'skipped', rootMethod: this.root } };
     }
-    const r = await runDoctor(this.serial, { adb: this.adb, outDir: this.o.outDir, mountDebugfs: true, log: this.log });
+    const r = await runDoctor(this.serial, { adb: this.adb, outDir: this.o.outDir, mountDebugfs: true, log: this.log, allowAdbRoot: this.o.allowAdbRoot ?? true });
     this.root = r.rootMethod;
     this.agentCtl = undefined;
     const exitCode = r.ready ? 0 : r.exitCode === ExitCode.DEVICE ? ExitCode.DEVICE : ExitCode.NOT_CAPABLE;
@@ -119,7 +121,7 @@ export class AdbDevicePort implements DevicePort {
     if (this.o.skipDoctorWithRoot) {
       this.root = this.o.skipDoctorWithRoot;
     } else if (!this.root || this.root === 'none') {
-      this.root = await ensureRoot(this.adb, this.serial, { allowAdbRoot: opts.allowAdbRoot ?? true });
+      this.root = await ensureRoot(this.adb, this.serial, { allowAdbRoot: (opts.allowAdbRoot ?? true) && (this.o.allowAdbRoot ?? true) });
     }
     this.agentCtl = undefined;
   }

@@ -33,6 +33,8 @@ export interface SessionBase {
   command: string;
   agentDir?: string;
   minFreeKb?: number;
+  /** May doctor and root detection run `adb root` (default true; --no-adb-root)? */
+  allowAdbRoot?: boolean;
   /** Host bytes kept free beyond a snapshot before pulling pauses. */
   reserveBytes?: number;
   test?: TestHooks;
@@ -79,6 +81,7 @@ function portFor(base: SessionBase, serial: string, log: Logger): AdbDevicePort 
     kmemleakPath: base.test?.kmemleakPath,
     skipDoctorWithRoot: base.test?.skipDoctorWithRoot,
     minFreeKb: base.minFreeKb,
+    allowAdbRoot: base.allowAdbRoot,
   });
 }
 

@@ -19,6 +19,8 @@ interface CommonCli {
   json?: boolean;
   agentDir?: string;
   minHostFreeMb?: string;
+  /** commander's --no-adb-root: false when given. */
+  adbRoot?: boolean;
   testKmemleakPath?: string;
   testSkipDoctor?: boolean;
   testPollMs?: string;
@@ -63,6 +65,7 @@ function addCommon(cmd: Command, repeatable: boolean): Command {
     .option('--out <dir>', 'store folder: runs go to <out>/<serial>/<run-id>/', DEFAULT_OUT_DIR)
     .option('--json', 'print the result as JSON on stdout (for scripts)')
     .option('--agent-dir <dir>', 'agent folder on the device (default /data/local/tmp/kml)')
+    .option('--no-adb-root', 'never run `adb root` to get root (it restarts adbd, which kills what runs from adb shell, e.g. a test workload); use su or an already-root adbd')
     .addOption(new Option('--test-kmemleak-path <path>', 'tests only: the file the agent reads as kmemleak').hideHelp())
     .addOption(new Option('--test-skip-doctor', 'tests only: skip doctor, assume adbd runs as root').hideHelp())
     .addOption(new Option('--test-poll-ms <ms>', 'tests only: how often to look for snapshots').hideHelp());
@@ -80,7 +83,7 @@ function base(o: CommonCli, cmd: Command, progress: boolean): SessionBase {
     pollMs: o.testPollMs !== undefined ? parsePositiveInt('--test-poll-ms', o.testPollMs) : undefined,
   };
   return {
-    adb, out: o.out, logLevel: g.logLevel, log, command: commandLine(), agentDir: o.agentDir, stderrLogs: mode, test,
+    adb, out: o.out, logLevel: g.logLevel, log, command: commandLine(), agentDir: o.agentDir, stderrLogs: mode, test, allowAdbRoot: o.adbRoot !== false,
     reserveBytes: o.minHostFreeMb !== undefined ? parsePositiveInt('--min-host-free-mb', o.minHostFreeMb) * 1024 * 1024 : undefined,
   };
 }
@@ -192,6 +195,7 @@ Examples:
   kml collect --all --interval 600 --out /data/kml-runs
   kml collect -s emulator-5554 --interval 600 --detach     # then: kml status / kml pull / kml stop
   kml collect -s X --interval 600 --protocol seed          # the recipe's read-clear-scan loop
+  kml collect -s X --interval 600 --no-adb-root            # su only: adbd (and your adb shell workload) untouched
 
 ${EXIT_CODES}`)
     .action(action(async (o: CollectCli, c: Command) => {

@@ -129,6 +129,32 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
     });
   });
 
+  test('userdebug, kml collect --no-adb-root: root through AOSP su, adbd never restarted (what runs from adb shell survives); every snapshot stored once', { timeout: 15 * 60_000 }, async () => {
+    await withLabDevice({ kmemleak: true, build: 'userdebug' }, async (lab) => {
+      const adbdPid = (await lab.sh('cat /run/kml/adbd.pid')).stdout.trim();
+      // A workload started from adb shell, as a tester runs one during a soak: adb root would kill it.
+      assert.equal((await lab.sh('setsid sleep 600 </dev/null >/dev/null 2>&1 & echo started')).stdout.trim(), 'started');
+      const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
+      const agentDir = '/data/local/tmp/kml-noroot';
+      try {
+        const r = await kml(['collect', '-s', lab.serial, '--out', out, '--agent-dir', agentDir, '--interval', '5', '--count', '3', '--no-adb-root'], lab.env, 600_000);
+        assert.equal(r.code, 0, r.stderr.slice(-3000));
+        const runs = await listRuns(out, lab.serial);
+        const dir = path.join(out, serialSafe(lab.serial), runs[0]);
+        const json = await readRunJson(dir);
+        assert.equal(json.device.rootMethod, 'su-0', JSON.stringify(json.device));
+        const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
+        assert.equal(es.length, 3);
+        assert.equal((await lab.sh('cat /run/kml/adbd.pid')).stdout.trim(), adbdPid, 'adbd never restarted');
+        assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+        assert.match((await lab.sh('ps -o args 2>/dev/null || ps')).stdout, /sleep 600/, 'the adb shell workload is still running');
+      } finally {
+        await lab.sh('pkill -f "sleep 600"');
+        await fs.rm(out, { recursive: true, force: true });
+      }
+    });
+  });
+
   test('userdebug: kml collect roots the device itself, and again after a reboot (adb root does not survive one); every snapshot stored once', { timeout: 15 * 60_000 }, async () => {
     await withLabDevice({ kmemleak: true, build: 'userdebug' }, async (lab) => {
       const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
