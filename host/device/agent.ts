@@ -25,8 +25,8 @@ import {
 
 export const DEFAULT_AGENT_DIR = '/data/local/tmp/kml';
 export const AGENT_FILE = 'kml-agent.sh';
-/** Make files root's (the root shell is uid 0 on a device; a test adbd run by a user is not, and owns them already). */
-const CHOWN_ROOT = 'chown_root() { if [ "$(id -u)" = 0 ]; then chown 0:0 "$@"; fi; }; chown_root';
+/** Make `paths` (quoted) root's. The root shell is uid 0 on a device; a test adbd run by a user is not, and owns them already. */
+const chownRoot = (paths: string): string => `{ [ "$(id -u)" != 0 ] || chown 0:0 ${paths}; }`;
 /** The agent script shipped with kml (dist/host/device → repo root/agent). */
 export const AGENT_SOURCE = fileURLToPath(new URL('../../../agent/kml-agent.sh', import.meta.url));
 
@@ -241,7 +241,7 @@ export class AgentControl {
       'umask 022',
       `if [ -L ${snaps} ]; then rm -f ${snaps}; fi`,
       `mkdir -p ${snaps}`,
-      `${CHOWN_ROOT} ${shq(this.dir)} ${snaps}`,
+      chownRoot(`${shq(this.dir)} ${snaps}`),
       `chmod go-w ${shq(this.dir)} ${snaps}`,
       `for f in ${shqJoin(AGENT_STATE_FILES.map((f) => `${this.dir}/${f}`))}; do if [ -L "$f" ]; then rm -f "$f" || exit 1; elif [ -f "$f" ]; then chmod go-w "$f" || exit 1; fi; done`,
     ].join(' && ');
@@ -281,7 +281,7 @@ export class AgentControl {
       await this.rootShellOk([
         'umask 022',
         this.lockDownCommand(),
-        `${CHOWN_ROOT} ${shq(staging)}`, // pushed by adbd: the shell user's file when adbd is not root
+        chownRoot(shq(staging)), // pushed by adbd: the shell user's file when adbd is not root
         `chmod 0755 ${shq(staging)}`,
         `mv -f ${shq(staging)} ${shq(tmp)}`,
         `mv -f ${shq(tmp)} ${shq(this.scriptPath)}`,

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ExitCode, KmlError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { chooseAccel, type AccelRequest } from './accel.js';
+import { asRoot } from '../adb/root.js';
 import { AdbLink } from './adb-link.js';
 import { ensureInitramfs, ensureKernel, type KernelArtifacts } from './artifacts.js';
 import { sendControl, type ControlReply, type ControlRequest } from './control.js';
@@ -465,10 +466,10 @@ export interface LeakState {
  * each is asked for `id -u` first: Magisk's su ignores a command given after the user).
  */
 function asDeviceRoot(script: string): string {
-  const q = shQuote(script);
-  return `if [ "$(id -u)" = 0 ]; then sh -c ${q}; ` +
-    `elif [ "$(su 0 id -u 2>/dev/null </dev/null)" = 0 ]; then su 0 sh -c ${q}; ` +
-    `elif [ "$(su -c 'id -u' 2>/dev/null </dev/null)" = 0 ]; then su -c ${q}; ` +
+  const probe = (m: 'su-0' | 'su-c') => `[ "$(${asRoot(m, 'id -u')} 2>/dev/null </dev/null)" = 0 ]`;
+  return `if [ "$(id -u)" = 0 ]; then sh -c ${shQuote(script)}; ` +
+    `elif ${probe('su-0')}; then ${asRoot('su-0', script)}; ` +
+    `elif ${probe('su-c')}; then ${asRoot('su-c', script)}; ` +
     `else echo 'not root: adbd runs as the shell user and the device has no su (a user build)'; exit 1; fi 2>&1`;
 }
 

@@ -1,7 +1,7 @@
 // The kml CLI as a user runs it (bin/kml.js in a child process), for integration tests.
 //
 //   const r = await runKml(['devices', '--json'], env);          // { code, stdout, stderr }
-//   const { code, result } = await doctorJson(serial, env, ['--no-adb-root']);
+//   const { code, result } = await doctorJson(lab, ['--no-adb-root']);   // lab: { serial, env }
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { KML_BIN } from './paths.js';
@@ -28,8 +28,8 @@ export function runKml(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_0
 }
 
 /** `kml doctor -s SERIAL --json` (free space checked in the temp folder) and its parsed result. */
-export async function doctorJson(serial: string, env: NodeJS.ProcessEnv, extra: string[] = []): Promise<{ code: number | null; result: DoctorResult; stderr: string }> {
-  const r = await runKml(['doctor', '-s', serial, '--json', '--out', os.tmpdir(), ...extra], env);
+export async function doctorJson(dev: { serial: string; env: NodeJS.ProcessEnv }, extra: string[] = []): Promise<{ code: number | null; result: DoctorResult; stderr: string }> {
+  const r = await runKml(['doctor', '-s', dev.serial, '--json', '--out', os.tmpdir(), ...extra], dev.env);
   try {
     return { code: r.code, result: JSON.parse(r.stdout) as DoctorResult, stderr: r.stderr };
   } catch {

@@ -4,12 +4,11 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { doctorJson as doctorOf, runKml as kml } from '../helpers/kml-cli.js';
-import { ensureLabArtifacts, withLabDevice, type LabDeviceHandle } from '../helpers/lab.js';
+import { doctorJson, runKml as kml } from '../helpers/kml-cli.js';
+import { ensureLabArtifacts, withLabDevice } from '../helpers/lab.js';
 import { ExitCode } from '../../host/errors.js';
 import type { DoctorResult } from '../../host/device/doctor.js';
 
-const doctorJson = (lab: LabDeviceHandle, extra: string[] = []) => doctorOf(lab.serial, lab.env, extra);
 
 const BUILD = { timeout: 60 * 60_000 }; // first run builds the lab kernel
 const T = { timeout: 6 * 60_000 };

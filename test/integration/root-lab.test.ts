@@ -9,17 +9,40 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KML_BIN } from '../helpers/paths.js';
-import { doctorJson as doctorOf, runKml as kml } from '../helpers/kml-cli.js';
+import { doctorJson, runKml as kml } from '../helpers/kml-cli.js';
 import { ensureLabArtifacts, withLabDevice, type LabDeviceHandle } from '../helpers/lab.js';
 import { ExitCode } from '../../host/errors.js';
 import type { DoctorResult } from '../../host/device/doctor.js';
 import { labReboot } from '../../host/lab/lab.js';
 import { serialSafe } from '../../host/store/layout.js';
 import { readManifest } from '../../host/store/manifest.js';
-import { listRuns, readRunJson } from '../../host/store/run.js';
+import { listRuns, readRunJson, type RunJson } from '../../host/store/run.js';
 
-const doctorJson = (lab: LabDeviceHandle, extra: string[] = []) => doctorOf(lab.serial, lab.env, extra);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * `kml collect --interval 5 --count 3` into a temp store: exit 0, one run closed cleanly, 3 snapshots,
+ * stored = what the agent logged as published (its log read with `asRoot`, e.g. through su). Returns run.json.
+ */
+async function collectThree(lab: LabDeviceHandle, agentDir: string, extra: string[], asRoot: (cmd: string) => string): Promise<RunJson> {
+  const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
+  try {
+    const r = await kml(['collect', '-s', lab.serial, '--out', out, '--agent-dir', agentDir, '--interval', '5', '--count', '3', ...extra], lab.env, 600_000);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const runs = await listRuns(out, lab.serial);
+    assert.equal(runs.length, 1);
+    const dir = path.join(out, serialSafe(lab.serial), runs[0]);
+    const json = await readRunJson(dir);
+    assert.equal(json.ended?.clean, true);
+    const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
+    const published = [...(await lab.sh(asRoot(`cat ${agentDir}/agent.log`))).stdout.matchAll(/snapshot (\d+) published/g)].map((m) => Number(m[1]));
+    assert.equal(es.length, 3);
+    assert.deepEqual(es.map((e) => e.seq).sort((a, b) => a - b), published.sort((a, b) => a - b), 'stored = published, once each');
+    return json;
+  } finally {
+    await fs.rm(out, { recursive: true, force: true });
+  }
+}
 
 const BUILD = { timeout: 60 * 60_000 }; // first run builds the lab kernel
 const T = { timeout: 6 * 60_000 };
@@ -101,31 +124,16 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
     await withLabDevice({ kmemleak: true, build: 'user', su: 'magisk' }, async (lab) => {
       assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
       assert.equal((await lab.sh("su -c 'id -u'")).stdout.trim(), '0');
-      const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
       const agentDir = '/data/local/tmp/kml-magisk';
-      try {
-        const r = await kml(['collect', '-s', lab.serial, '--out', out, '--agent-dir', agentDir, '--interval', '5', '--count', '3'], lab.env, 600_000);
-        assert.equal(r.code, 0, r.stderr.slice(-3000));
-        const runs = await listRuns(out, lab.serial);
-        assert.equal(runs.length, 1);
-        const dir = path.join(out, serialSafe(lab.serial), runs[0]);
-        const json = await readRunJson(dir);
-        assert.equal(json.device.rootMethod, 'su-c', JSON.stringify(json.device));
-        assert.equal(json.ended?.clean, true);
-        const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
-        const published = [...(await lab.sh(`su -c 'cat ${agentDir}/agent.log'`)).stdout.matchAll(/snapshot (\d+) published/g)].map((m) => Number(m[1]));
-        assert.equal(es.length, 3);
-        assert.deepEqual(es.map((e) => e.seq).sort((a, b) => a - b), published.sort((a, b) => a - b), 'stored = published, once each');
-        // The agent ran as root (its log is root's); adbd never did. What root runs is root's, though
-        // adbd (the shell user) pushed the script.
-        for (const f of ['agent.log', 'kml-agent.sh', '.', 'snapshots']) {
-          assert.match((await lab.sh(`ls -lnd ${agentDir}/${f}`)).stdout, /^\S+\s+\d+\s+0\s+0\s/, f);
-        }
-        assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
-        assert.equal((await lab.sh(`ls ${agentDir}/snapshots`)).stdout.trim(), '', 'nothing left on the device');
-      } finally {
-        await fs.rm(out, { recursive: true, force: true });
+      const json = await collectThree(lab, agentDir, [], (cmd) => `su -c '${cmd}'`);
+      assert.equal(json.device.rootMethod, 'su-c', JSON.stringify(json.device));
+      // The agent ran as root (its log is root's); adbd never did. What root runs is root's, though
+      // adbd (the shell user) pushed the script.
+      for (const f of ['agent.log', 'kml-agent.sh', '.', 'snapshots']) {
+        assert.match((await lab.sh(`ls -lnd ${agentDir}/${f}`)).stdout, /^\S+\s+\d+\s+0\s+0\s/, f);
       }
+      assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
+      assert.equal((await lab.sh(`ls ${agentDir}/snapshots`)).stdout.trim(), '', 'nothing left on the device');
     });
   });
 
@@ -134,23 +142,14 @@ describe('root on the lab device: userdebug (adb root) and user builds', () => {
       const adbdPid = (await lab.sh('cat /run/kml/adbd.pid')).stdout.trim();
       // A workload started from adb shell, as a tester runs one during a soak: adb root would kill it.
       assert.equal((await lab.sh('setsid sleep 600 </dev/null >/dev/null 2>&1 & echo started')).stdout.trim(), 'started');
-      const out = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-root-lab-'));
-      const agentDir = '/data/local/tmp/kml-noroot';
       try {
-        const r = await kml(['collect', '-s', lab.serial, '--out', out, '--agent-dir', agentDir, '--interval', '5', '--count', '3', '--no-adb-root'], lab.env, 600_000);
-        assert.equal(r.code, 0, r.stderr.slice(-3000));
-        const runs = await listRuns(out, lab.serial);
-        const dir = path.join(out, serialSafe(lab.serial), runs[0]);
-        const json = await readRunJson(dir);
+        const json = await collectThree(lab, '/data/local/tmp/kml-noroot', ['--no-adb-root'], (cmd) => `su 0 ${cmd}`);
         assert.equal(json.device.rootMethod, 'su-0', JSON.stringify(json.device));
-        const es = (await readManifest(path.join(dir, 'manifest.jsonl'))).entries;
-        assert.equal(es.length, 3);
         assert.equal((await lab.sh('cat /run/kml/adbd.pid')).stdout.trim(), adbdPid, 'adbd never restarted');
         assert.equal((await lab.sh('id -u')).stdout.trim(), '2000');
         assert.match((await lab.sh('ps -o args 2>/dev/null || ps')).stdout, /sleep 600/, 'the adb shell workload is still running');
       } finally {
         await lab.sh('pkill -f "sleep 600"');
-        await fs.rm(out, { recursive: true, force: true });
       }
     });
   });
