@@ -565,9 +565,14 @@ is_running_agent() { # is_running_agent PID
   case $1 in '' | *[!0-9]*) return 1 ;; esac
   [ "$1" != "$$" ] || return 1
   [ -r "/proc/$1/cmdline" ] || return 1
-  ira_cmd=$(tr '\000' ' ' <"/proc/$1/cmdline" 2>/dev/null)
-  case $ira_cmd in *kml-agent*) return 0 ;; esac
-  return 1
+  # The arguments are NUL-separated: tr makes them one line. Without tr (some toybox builds lack
+  # it) grep reads the file as it is (toybox and GNU grep look past a NUL; busybox grep does not,
+  # but busybox has tr). A missing tool must not make a live agent look dead.
+  if ira_cmd=$(tr '\000' ' ' <"/proc/$1/cmdline" 2>/dev/null); then
+    case $ira_cmd in *kml-agent*) return 0 ;; esac
+    return 1
+  fi
+  grep -q -F kml-agent "/proc/$1/cmdline" 2>/dev/null
 }
 
 acquire_pidfile() {

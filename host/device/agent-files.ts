@@ -252,8 +252,10 @@ export interface StatusProbe {
   pidfilePid?: number;
   /** /proc/<pid> exists (Perfetto's RUN/TERM idiom). */
   alive: boolean;
-  /** /proc/<pid>/cmdline, NULs as spaces. */
+  /** /proc/<pid>/cmdline, NULs as spaces (shown to users; empty where the device has no `tr`). */
   cmdline?: string;
+  /** The probe found `kml-agent` in /proc/<pid>/cmdline (with tr, or grep where tr is missing). */
+  agentCmdline: boolean;
   heartbeat?: AgentHeartbeat;
 }
 
@@ -271,11 +273,12 @@ export function parseStatusProbe(stdout: string): StatusProbe {
     pidfilePid: pid !== undefined && pid > 0 ? pid : undefined,
     alive: lines.includes('RUN'),
     cmdline: cmdline || undefined,
+    agentCmdline: kv.agent === '1',
     heartbeat: hbText.trim() ? parseHeartbeat(hbText) : undefined,
   };
 }
 
 /** An agent is running when agent.pid names a live process whose cmdline is kml-agent. */
 export function probeSaysRunning(p: StatusProbe): boolean {
-  return p.pidfilePid !== undefined && p.alive && (p.cmdline ?? '').includes('kml-agent');
+  return p.pidfilePid !== undefined && p.alive && p.agentCmdline;
 }

@@ -130,6 +130,13 @@ export function launchLine(dir: string, cfg: AgentRunConfig, shell = 'sh'): stri
   return `cd ${shq(dir)} || exit 1; umask 022; if command -v setsid >/dev/null 2>&1; then setsid nohup ${cmd} & else nohup ${cmd} & fi; exit 0`;
 }
 
+/**
+ * Shell test: /proc/$pid/cmdline names kml-agent (the agent script's is_running_agent). The
+ * arguments are NUL-separated: tr joins them; where tr is missing (some toybox builds) grep reads
+ * the file as it is (toybox and GNU grep look past a NUL; busybox grep does not, but has tr).
+ */
+const PID_IS_AGENT = '{ c=$(tr \'\\000\' \' \' < "/proc/$pid/cmdline" 2>/dev/null) || { grep -q -F kml-agent "/proc/$pid/cmdline" 2>/dev/null && c=kml-agent; }; case "$c" in *kml-agent*) true ;; *) false ;; esac; }';
+
 /** One shell command printing agent.pid, RUN/TERM, the pid's cmdline and the heartbeat. */
 export function statusProbeCommand(dir: string): string {
   const d = shq(dir);
@@ -139,6 +146,7 @@ export function statusProbeCommand(dir: string): string {
     'echo "pidfile=$pid"',
     'if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then echo RUN; else echo TERM; fi',
     `if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then printf 'cmdline=%s\\n' "$(tr '\\000' ' ' < "/proc/$pid/cmdline")"; fi`,
+    `if [ -n "$pid" ] && ${PID_IS_AGENT}; then echo agent=1; fi`,
     'echo "now=$(date +%s)"',
     `echo ${shq(STATUS_HEARTBEAT_MARK)}`,
     `cat ${d}/heartbeat 2>/dev/null`,
@@ -155,7 +163,7 @@ function signalCommand(pid: number, sig: 'TERM' | 'KILL'): string {
   const send = sig === 'KILL' ? '{ kill -KILL -"$pid" 2>/dev/null || kill -KILL "$pid"; }' : 'kill -TERM "$pid"';
   return [
     `pid=${shq(String(pid))}`,
-    'if [ -r "/proc/$pid/cmdline" ] && tr \'\\000\' \' \' < "/proc/$pid/cmdline" | grep -q kml-agent',
+    `if ${PID_IS_AGENT}`,
     `then ${send} && echo SENT; else echo GONE; fi`,
   ].join('; ');
 }

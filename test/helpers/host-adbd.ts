@@ -38,6 +38,8 @@ export interface HostAdbdOptions {
   args?: string[];
   /** How long to wait for the daemon to listen / the server to show `device` (default 15 s). */
   timeoutMs?: number;
+  /** PATH for the daemon and so for every command it runs (default: this process's). */
+  path?: string;
 }
 
 const LISTEN_LINE = /adbd listening on ([0-9.]+):(\d+)/;
@@ -47,6 +49,7 @@ export async function spawnHostAdbd(opts: HostAdbdOptions = {}): Promise<Spawned
   // stdin is a pipe that only closes when this process goes: the daemon never outlives a crashed test.
   const child: ChildProcess = spawn(process.execPath, [ADBD_MAIN, '--port', '0', '--listen', '127.0.0.1', '--exit-on-stdin-eof', ...(opts.args ?? [])], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env: opts.path === undefined ? process.env : { ...process.env, PATH: opts.path },
   });
   let text = '';
   let exit: number | string | null = null;

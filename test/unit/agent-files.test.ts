@@ -121,17 +121,22 @@ test('snapshot names: digits only, no padding, no sign; file names plain', () =>
 });
 
 test('status probe output: RUN/TERM, cmdline check, heartbeat after the mark', () => {
-  const out = `pidfile=4461\nRUN\ncmdline=/usr/bin/mksh /data/local/tmp/kml/kml-agent.sh --dir /data/local/tmp/kml \nnow=1795738920\n${STATUS_HEARTBEAT_MARK}\n${HEARTBEAT}`;
+  const out = `pidfile=4461\nRUN\ncmdline=/usr/bin/mksh /data/local/tmp/kml/kml-agent.sh --dir /data/local/tmp/kml \nagent=1\nnow=1795738920\n${STATUS_HEARTBEAT_MARK}\n${HEARTBEAT}`;
   const p = parseStatusProbe(out);
   assert.equal(p.pidfilePid, 4461);
   assert.equal(p.alive, true);
   assert.equal(probeSaysRunning(p), true);
   assert.equal(p.heartbeat?.pid, 4461);
   // pid reused by another program, or dead, or no pidfile: not running.
-  assert.equal(probeSaysRunning(parseStatusProbe(out.replace(/cmdline=.*/, 'cmdline=/system/bin/surfaceflinger'))), false);
+  assert.equal(probeSaysRunning(parseStatusProbe(out.replace(/cmdline=.*\nagent=1/, 'cmdline=/system/bin/surfaceflinger'))), false);
   assert.equal(probeSaysRunning(parseStatusProbe(out.replace('RUN', 'TERM'))), false);
   assert.equal(probeSaysRunning(parseStatusProbe(`pidfile=\nTERM\n${STATUS_HEARTBEAT_MARK}\n`)), false);
   assert.equal(parseStatusProbe('pidfile=\nTERM\n').heartbeat, undefined);
+  // A device without `tr` prints no cmdline text: grep's agent=1 decides.
+  const noTr = `pidfile=4461\nRUN\ncmdline=\nagent=1\nnow=1795738920\n${STATUS_HEARTBEAT_MARK}\n${HEARTBEAT}`;
+  assert.equal(probeSaysRunning(parseStatusProbe(noTr)), true);
+  assert.equal(probeSaysRunning(parseStatusProbe(noTr.replace('agent=1\n', ''))), false);
+  assert.equal(probeSaysRunning(parseStatusProbe(noTr.replace('RUN', 'TERM'))), false);
 });
 
 test('after a launch: running, finished before the first poll (--count 1), or not yet', () => {

@@ -12,18 +12,24 @@ import { appendFile, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writ
 import os from 'node:os';
 import path from 'node:path';
 import { AGENT_SCRIPT, SHARED_FIXTURES } from '../helpers/paths.js';
+import { toyboxBin } from '../helpers/toybox.js';
 import { parseHeartbeat, parseMeta, parseSkipped } from '../../host/device/agent-files.js';
 
 const REPORT = path.join(SHARED_FIXTURES, 'kmemleak', 'kmemleak-report-after-rmmod.txt');
 const DMESG = path.join(SHARED_FIXTURES, 'kmemleak', 'dmesg-grep-kmemleak-enabled-run.txt');
 const KMSG_RE = /kmemleak|out of memory|oom-kill|oom_reaper|killed process|lowmemorykiller|lmkd/i;
 
-interface Shell { name: string; argv: string[] }
+/** A shell, and the PATH its commands come from (default: the host's; toybox's: see helpers/toybox.ts). */
+interface Shell { name: string; argv: string[]; path?: string }
+
+const TOYBOX_BIN = toyboxBin() ?? undefined;
+
 const SHELLS: Shell[] = [
   { name: 'mksh', argv: ['/usr/bin/mksh'] },
+  { name: 'mksh + toybox (Android)', argv: ['/usr/bin/mksh'], path: TOYBOX_BIN },
   { name: 'busybox sh', argv: ['/usr/bin/busybox', 'sh'] },
   { name: 'dash', argv: ['/bin/dash'] },
-].filter((s) => existsSync(s.argv[0]));
+].filter((s) => existsSync(s.argv[0]) && (!('path' in s) || s.path !== undefined));
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -73,7 +79,7 @@ class Rig {
   spawnAgent(shell: Shell, args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<Run> } {
     const t0 = Date.now();
     const child = spawn(shell.argv[0], [...shell.argv.slice(1), AGENT_SCRIPT, ...args], {
-      env: { PATH: process.env.PATH, ...env },
+      env: { PATH: shell.path ?? process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -446,7 +452,7 @@ for (const shell of SHELLS) {
         await mkdir(mnt);
         const script = 'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99; mnt=$2; out=$3; shift 3; "$@"; rc=$?; cp -a "$mnt" "$out"; exit $rc';
         const res = spawnSync('unshare', ['-m', '/bin/sh', '-c', script, 'x', size, mnt, out,
-          ...shell.argv, AGENT_SCRIPT, '--dir', mnt, '--kmemleak', r.km, '--kmemleak-cmd', r.fifo, '--kmsg-source', r.kmsg,
+          ...(shell.path ? ['env', `PATH=${shell.path}`] : []), ...shell.argv, AGENT_SCRIPT, '--dir', mnt, '--kmemleak', r.km, '--kmemleak-cmd', r.fifo, '--kmsg-source', r.kmsg,
           '--protocol', 'seed', '--once', '--min-free-kb', '0'], { encoding: 'utf8', timeout: 30_000 });
         assert.equal(res.status, 0, `${size}: ${res.stdout}${res.stderr}`);
         assert.deepEqual((await readdir(path.join(out, 'snapshots'))), [], `${size}: nothing published when ${failing} did not fit`);
@@ -499,7 +505,7 @@ for (const shell of SHELLS) {
       const r = await rig();
       const lib = (body: string, ...args: string[]) => {
         const res = spawnSync(shell.argv[0], [...shell.argv.slice(1), '-c', `. "$1"; shift; ${body}`, 'lib', AGENT_SCRIPT, ...args], {
-          env: { PATH: process.env.PATH, KML_AGENT_LIB: '1' }, encoding: 'utf8', timeout: 10_000,
+          env: { PATH: shell.path ?? process.env.PATH, KML_AGENT_LIB: '1' }, encoding: 'utf8', timeout: 10_000,
         });
         assert.equal(res.status, 0, res.stderr);
         return res.stdout.trim();
@@ -531,8 +537,9 @@ for (const shell of SHELLS) {
 }
 
 describe('shell availability', () => {
-  test('mksh and busybox are installed (the agent is tested under both)', () => {
+  test('mksh, toybox and busybox are installed (the agent is tested under each)', () => {
     assert.ok(SHELLS.some((s) => s.name === 'mksh'), '/usr/bin/mksh missing');
+    assert.ok(SHELLS.some((s) => s.path !== undefined), '/usr/bin/toybox missing');
     assert.ok(SHELLS.some((s) => s.name === 'busybox sh'), '/usr/bin/busybox missing');
   });
 });
