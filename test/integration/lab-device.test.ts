@@ -66,6 +66,11 @@ describe('lab device (kmemleak=on)', { timeout: 20 * 60_000 }, () => {
     assert.match(mounts.stdout, /^writable$/m);
     const root = await lab.server.adb(['-s', lab.serial, 'root']);
     assert.match(root.stdout, /already running as root/);
+    // A phone's userland: the commands kml and its agent run are toybox's (busybox only where this
+    // toybox build has no applet, e.g. tr), found first on adbd's PATH.
+    const tools = await lab.sh('for c in cat grep stat date sha256sum setsid nohup pgrep sleep; do echo "$c $(readlink "$(which "$c")")"; done; toybox --version');
+    for (const line of tools.stdout.trim().split('\n').slice(0, -1)) assert.match(line, /^\S+ toybox$/, line);
+    assert.match(tools.stdout, /^toybox \d/m);
   });
 
   test('push and pull of a 20 MB file are byte-exact', { timeout: 180_000 }, async () => {
