@@ -2,7 +2,7 @@
 // command module only parses options and prints. Each device: lock → doctor (or attach) →
 // run folder → worker. One failing device never stops the others (`collectAll`).
 import path from 'node:path';
-import { Adb, type RootMethod } from '../adb/index.js';
+import { Adb, DeviceWatcher, validateSerial, type RootMethod } from '../adb/index.js';
 import { ExitCode, KmlError, isKmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { MANIFEST, RUN_LOG, deviceDirOf } from '../store/layout.js';
@@ -146,9 +146,52 @@ export async function collectOne(req: CollectRequest, serial: string, stop: Abor
 
 /** Several devices at once: one worker each; the exit code is the first failing device's. */
 export async function collectAll(req: CollectRequest, serials: string[], stop: AbortSignal): Promise<{ exitCode: number; devices: DeviceOutcome[] }> {
-  const devices = await Promise.all(serials.map((s) => collectOne(req, s, stop)));
+  return summary(await Promise.all(serials.map((s) => collectOne(req, s, stop))));
+}
+
+function summary(devices: DeviceOutcome[]): { exitCode: number; devices: DeviceOutcome[] } {
   const failed = devices.find((d) => d.exitCode !== ExitCode.OK);
   return { exitCode: failed?.exitCode ?? ExitCode.OK, devices };
+}
+
+/**
+ * `kml collect --all`: every device in state "device" now, and every one that gets there later (a
+ * phone plugged in or booted, a lab device started, one that was offline or unauthorized at
+ * start), one worker each, for as long as any worker runs: until stopped, or until each has
+ * reached its --count/--duration. A device is started once: its worker follows it through
+ * reboots and drops, and one that failed (doctor said no) is not retried.
+ */
+export async function collectFollowing(req: CollectRequest, stop: AbortSignal): Promise<{ exitCode: number; devices: DeviceOutcome[] }> {
+  const watcher = new DeviceWatcher(req.adb, { log: req.log });
+  const started = new Map<string, Promise<DeviceOutcome>>();
+  let joined: () => void = () => {};
+  const start = (serial: string, state: string): void => {
+    if ((state !== 'device' && state !== 'emulator') || started.has(serial) || stop.aborted) return;
+    if (started.size > 0) req.log.info({ serial }, 'device joined: collecting from it too');
+    let outcome: Promise<DeviceOutcome>;
+    try {
+      validateSerial(serial); // the adb server's list names devices by what they report: not a path yet
+      outcome = collectOne(req, serial, stop);
+    } catch (e) {
+      outcome = Promise.resolve(outcomeOf(serial, e));
+    }
+    started.set(serial, outcome);
+    joined();
+  };
+  watcher.on('state', (serial, state) => start(serial, state));
+  try {
+    await watcher.start(); // its first poll starts the devices online now
+    if (started.size === 0) throw new KmlError(ExitCode.DEVICE, 'no device in state "device" is attached', { hint: 'check `kml devices`' });
+    for (;;) {
+      const n = started.size;
+      const more = new Promise<void>((resolve) => { joined = resolve; });
+      await Promise.race([Promise.all(started.values()), more]);
+      if (started.size === n) break; // every worker is done and none joined meanwhile
+    }
+  } finally {
+    watcher.stop();
+  }
+  return summary(await Promise.all(started.values()));
 }
 
 // ------------------------------------------------------------------------------------- pull

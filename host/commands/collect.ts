@@ -7,7 +7,7 @@ import { ExitCode, KmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { ProgressRenderer } from '../collect/progress.js';
 import {
-  collectAll, pullOne, statusOne, stopOne, type DeviceOutcome, type SessionBase, type StatusReport,
+  collectAll, collectFollowing, pullOne, statusOne, stopOne, type CollectRequest, type DeviceOutcome, type SessionBase, type StatusReport,
 } from '../collect/session.js';
 import { action, collectRepeatable, globalOptions, parseDuration, parsePositiveInt, serialFrom } from './context.js';
 import { pickSerial } from './doctor.js';
@@ -57,7 +57,8 @@ function commandLine(): string {
   return ['kml', ...process.argv.slice(2)].map((a) => (/^[A-Za-z0-9_./:=@%+,-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
 }
 
-function addCommon(cmd: Command, repeatable: boolean): Command {
+/** `roots`: the command may get root (status never does, so it has no --no-adb-root). */
+function addCommon(cmd: Command, repeatable: boolean, roots = true): Command {
   cmd
     .addOption(repeatable
       ? new Option('-s, --serial <serial>', 'device serial; repeat for several devices (default: ANDROID_SERIAL, or the only device)').argParser(collectRepeatable)
@@ -65,10 +66,10 @@ function addCommon(cmd: Command, repeatable: boolean): Command {
     .option('--out <dir>', 'store folder: runs go to <out>/<serial>/<run-id>/', DEFAULT_OUT_DIR)
     .option('--json', 'print the result as JSON on stdout (for scripts)')
     .option('--agent-dir <dir>', 'agent folder on the device (default /data/local/tmp/kml)')
-    .option('--no-adb-root', 'never run `adb root` to get root (it restarts adbd, which kills what runs from adb shell, e.g. a test workload); use su or an already-root adbd')
     .addOption(new Option('--test-kmemleak-path <path>', 'tests only: the file the agent reads as kmemleak').hideHelp())
     .addOption(new Option('--test-skip-doctor', 'tests only: skip doctor, assume adbd runs as root').hideHelp())
     .addOption(new Option('--test-poll-ms <ms>', 'tests only: how often to look for snapshots').hideHelp());
+  if (roots) cmd.option('--no-adb-root', 'never run `adb root` to get root (it restarts adbd, which kills what runs from adb shell, e.g. a test workload); use su or an already-root adbd');
   return cmd;
 }
 
@@ -125,13 +126,7 @@ function jsonOutcome(d: DeviceOutcome): Record<string, unknown> {
   };
 }
 
-async function resolveSerials(adb: Adb, given: string[] | undefined, all: boolean | undefined): Promise<string[]> {
-  if (all) {
-    if (given?.length) throw new KmlError(ExitCode.USAGE, 'use either --serial or --all, not both');
-    const online = (await adb.listDevices()).filter((d) => d.state === 'device' || d.state === 'emulator').map((d) => d.serial);
-    if (!online.length) throw new KmlError(ExitCode.DEVICE, 'no device in state "device" is attached', { hint: 'check `kml devices`' });
-    return online;
-  }
+async function resolveSerials(adb: Adb, given: string[] | undefined): Promise<string[]> {
   // A malformed serial is a usage error here, before it names a store folder or a lock.
   const s = serialFrom(given).map(validateSerial);
   if (s.length) return [...new Set(s)];
@@ -165,7 +160,7 @@ function registerCollectCommand(program: Command): void {
     .command('collect')
     .description('install the device agent and pull its numbered kmemleak snapshots into a local store, exactly once');
   addCommon(cmd, true)
-    .option('--all', 'collect from every attached device in state "device"')
+    .option('--all', 'collect from every device in state "device", and from each that gets there later, until stopped')
     .option('--interval <seconds>', 'seconds between snapshots (also 10m, 1h)', '600')
     .option('--duration <time>', 'stop after this long since the run started (e.g. 8h, 90m)')
     .option('--count <n>', 'stop once the run holds N snapshots')
@@ -184,6 +179,10 @@ recorded in manifest.jsonl, and only then deleted on the device. It survives USB
 server restarts, device reboots (new boot segment, agent restarted) and a full host disk (pulling
 pauses; the device keeps its snapshots). Rerunning the same command after a crash or kill -9
 continues the same run folder; nothing is lost or stored twice.
+
+--all starts a worker for every device in state "device", and for each device that gets there later
+(plugged in, booted, authorized), for as long as any worker runs: until Ctrl-C, or until each device
+reached its --count/--duration. A device that fails doctor is reported and not retried.
 
 Progress is shown when stdout is a terminal; otherwise kml prints only logs (JSON lines on stderr).
 Every run also logs to <run>/kml.log. --count and --duration count from the run's start, so a
@@ -207,8 +206,9 @@ ${EXIT_CODES}`)
       const count = o.count !== undefined ? parsePositiveInt('--count', o.count) : undefined;
       const durationMs = o.duration !== undefined ? parseDuration('--duration', o.duration) : undefined;
       if (o.resume && o.newRun) throw new KmlError(ExitCode.USAGE, 'use either --resume or --new-run, not both');
-      const serials = await resolveSerials(b.adb, o.serial, o.all);
-      if (o.resume && serials.length > 1) throw new KmlError(ExitCode.USAGE, '--resume names one run folder: use it with one --serial');
+      if (o.all && o.serial?.length) throw new KmlError(ExitCode.USAGE, 'use either --serial or --all, not both');
+      const serials = o.all ? [] : await resolveSerials(b.adb, o.serial);
+      if (o.resume && (o.all || serials.length > 1)) throw new KmlError(ExitCode.USAGE, '--resume names one run folder: use it with one --serial');
       const minDev = o.minDeviceFreeMb !== undefined ? parsePositiveInt('--min-device-free-mb', o.minDeviceFreeMb) * 1024 : undefined;
       // the agent does 32-bit shell arithmetic: its KiB figure must stay below 10^9
       if (minDev !== undefined && minDev > 999_999_999) throw new KmlError(ExitCode.USAGE, '--min-device-free-mb must be at most 976562');
@@ -217,12 +217,13 @@ ${EXIT_CODES}`)
       const unhook = stopOnSignals(ac, b.log, Boolean(o.json));
       renderer?.start();
       try {
-        const r = await collectAll({
+        const req: CollectRequest = {
           ...b, minFreeKb: minDev,
           agent: { intervalS, scanWaitS, protocol: o.protocol === 'seed' ? 'seed' : 'double' },
           count, durationMs, detach: o.detach, resume: o.resume, newRun: o.newRun,
           onStatus: renderer ? (st) => renderer.update(st) : undefined,
-        }, serials, ac.signal);
+        };
+        const r = o.all ? await collectFollowing(req, ac.signal) : await collectAll(req, serials, ac.signal);
         renderer?.stop();
         if (o.json) process.stdout.write(JSON.stringify({ ok: r.exitCode === 0, exitCode: r.exitCode, devices: r.devices.map(jsonOutcome) }, null, 2) + '\n');
         else {
@@ -252,7 +253,7 @@ Examples:
 ${EXIT_CODES}`)
     .action(action(async (o: CommonCli & { resume?: string }, c: Command) => {
       const b = base(o, c, false);
-      const [serial] = await resolveSerials(b.adb, o.serial, false);
+      const [serial] = await resolveSerials(b.adb, o.serial);
       const d = await pullOne({ ...b, resume: o.resume }, serial);
       if (o.json) process.stdout.write(JSON.stringify({ ok: d.exitCode === 0, ...jsonOutcome(d) }, null, 2) + '\n');
       else printOutcome(d);
@@ -291,7 +292,7 @@ export function renderStatus(r: StatusReport): string {
 
 function registerStatus(program: Command): void {
   const cmd = program.command('status').description('is the agent alive, what waits on the device, what is stored (read-only)');
-  addCommon(cmd, false)
+  addCommon(cmd, false, false)
     .addHelpText('after', `
 Never restarts adbd and never takes the store lock, so it is safe next to a running collector.
 
@@ -302,7 +303,7 @@ Examples:
 Exit codes: 0 the report was produced, 2 usage, 3 device unavailable (the report is still printed).`)
     .action(action(async (o: CommonCli, c: Command) => {
       const b = base(o, c, false);
-      const [serial] = await resolveSerials(b.adb, o.serial, false);
+      const [serial] = await resolveSerials(b.adb, o.serial);
       const r = await statusOne(b, serial);
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : terminalSafe(renderStatus(r)));
       return r.device.state === 'device' || r.device.state === 'emulator' ? ExitCode.OK : ExitCode.DEVICE;
@@ -325,7 +326,7 @@ Examples:
 ${EXIT_CODES}`)
     .action(action(async (o: CommonCli & { wait: string }, c: Command) => {
       const b = base(o, c, false);
-      const [serial] = await resolveSerials(b.adb, o.serial, false);
+      const [serial] = await resolveSerials(b.adb, o.serial);
       const d = await stopOne({ ...b, waitMs: parseDuration('--wait', o.wait) }, serial);
       if (o.json) process.stdout.write(JSON.stringify({ ok: d.exitCode === 0, collectorPid: d.collectorPid, ...jsonOutcome(d) }, null, 2) + '\n');
       else {

@@ -26,23 +26,10 @@ describe('kml collect on the lab device (real kmemleak, kml_leaky)', { timeout: 
   let root: string;
   const children = new Set<ChildProcess>();
 
-  /**
-   * Android's toybox has nohup, which the agent's launch line uses; Debian's busybox-static (the
-   * lab guest's userland) does not. Until the lab image ships one, give the guest a minimal
-   * equivalent. It lives in the initramfs, so it is gone after a reboot: installed again then.
-   */
-  async function ensureNohup(): Promise<void> {
-    // (not `command -v`: mksh has a built-in alias for nohup, so it always "finds" one)
-    const r = await lab.sh('for d in /system/bin /system/xbin /bin /sbin /usr/bin; do [ -x "$d/nohup" ] && exit 0; done; ' +
-      'printf \'#!/system/bin/sh\\ntrap "" HUP\\nexec "$@"\\n\' > /system/bin/nohup && chmod 755 /system/bin/nohup');
-    assert.equal(r.code, 0, `nohup shim: ${r.stdout}${r.stderr}`);
-  }
-
   before(async () => {
     await ensureLabArtifacts();
     lab = await startLabDevice({ kmemleak: true });
     root = await fs.mkdtemp(path.join(os.tmpdir(), 'kml-collect-lab-'));
-    await ensureNohup();
   }, { timeout: 45 * 60_000 });
 
   after(async () => {
@@ -190,7 +177,6 @@ describe('kml collect on the lab device (real kmemleak, kml_leaky)', { timeout: 
     // 5. reboot: doctor again, agent restarted, new boot segment
     n = await stored();
     const reboot = await labReboot(lab.ctx, lab.serial);
-    await ensureNohup();
     await waitFor('progress after the reboot', async () => (await stored()) >= n + 2, 300_000);
     assert.match(c.stderr(), /device rebooted/);
 
