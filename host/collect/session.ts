@@ -179,6 +179,7 @@ export async function collectFollowing(req: CollectRequest, stop: AbortSignal): 
     joined();
   };
   watcher.on('state', (serial, state) => start(serial, state));
+  await req.adb.listDevices(); // an adb server that cannot be reached is an error here (the watcher only logs it)
   try {
     await watcher.start(); // its first poll starts the devices online now
     if (started.size === 0) throw new KmlError(ExitCode.DEVICE, 'no device in state "device" is attached', { hint: 'check `kml devices`' });

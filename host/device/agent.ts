@@ -145,7 +145,7 @@ export function statusProbeCommand(dir: string): string {
     'case "$pid" in ""|*[!0-9]*) pid= ;; esac',
     'echo "pidfile=$pid"',
     'if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then echo RUN; else echo TERM; fi',
-    `if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then printf 'cmdline=%s\\n' "$(tr '\\000' ' ' < "/proc/$pid/cmdline")"; fi`,
+    `if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then printf 'cmdline=%s\\n' "$(tr '\\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"; fi`,
     `if [ -n "$pid" ] && ${PID_IS_AGENT}; then echo agent=1; fi`,
     'echo "now=$(date +%s)"',
     `echo ${shq(STATUS_HEARTBEAT_MARK)}`,
