@@ -2,7 +2,7 @@
 // command module only parses options and prints. Each device: lock → doctor (or attach) →
 // run folder → worker. One failing device never stops the others (`collectAll`).
 import path from 'node:path';
-import { Adb, DeviceWatcher, validateSerial, type RootMethod } from '../adb/index.js';
+import { Adb, DeviceWatcher, isOnline, validateSerial, type DeviceState, type RootMethod } from '../adb/index.js';
 import { ExitCode, KmlError, isKmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { MANIFEST, RUN_LOG, deviceDirOf } from '../store/layout.js';
@@ -165,8 +165,8 @@ export async function collectFollowing(req: CollectRequest, stop: AbortSignal): 
   const watcher = new DeviceWatcher(req.adb, { log: req.log });
   const started = new Map<string, Promise<DeviceOutcome>>();
   let joined: () => void = () => {};
-  const start = (serial: string, state: string): void => {
-    if ((state !== 'device' && state !== 'emulator') || started.has(serial) || stop.aborted) return;
+  const start = (serial: string, state: DeviceState): void => {
+    if (!isOnline(state) || started.has(serial) || stop.aborted) return;
     if (started.size > 0) req.log.info({ serial }, 'device joined: collecting from it too');
     let outcome: Promise<DeviceOutcome>;
     try {
@@ -366,7 +366,7 @@ export async function statusOne(req: SessionBase, serial: string): Promise<Statu
   }
   try {
     rep.device.state = await req.adb.getState(serial);
-    if (rep.device.state !== 'device' && rep.device.state !== 'emulator') return rep;
+    if (!isOnline(rep.device.state)) return rep;
     const port = portFor(req, serial, req.log.child({ serial }));
     await port.attach({ allowAdbRoot: false });
     const st = await port.agentStatus();

@@ -1,7 +1,7 @@
 // `kml collect`, `kml pull`, `kml status`, `kml stop`: the collection workflow's commands.
 // Option parsing and printing only; the work is in host/collect/session.ts.
 import { Command, Option } from 'commander';
-import { Adb, resolveAdbEndpoint, validateSerial, type RootMethod } from '../adb/index.js';
+import { Adb, isOnline, resolveAdbEndpoint, validateSerial, type RootMethod } from '../adb/index.js';
 import { DEFAULT_OUT_DIR } from '../device/doctor.js';
 import { ExitCode, KmlError } from '../errors.js';
 import { createLogger, type Logger, type LogLevel } from '../log.js';
@@ -306,7 +306,7 @@ Exit codes: 0 the report was produced, 2 usage, 3 device unavailable (the report
       const [serial] = await resolveSerials(b.adb, o.serial);
       const r = await statusOne(b, serial);
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : terminalSafe(renderStatus(r)));
-      return r.device.state === 'device' || r.device.state === 'emulator' ? ExitCode.OK : ExitCode.DEVICE;
+      return isOnline(r.device.state) ? ExitCode.OK : ExitCode.DEVICE;
     }));
 }
 
